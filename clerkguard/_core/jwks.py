@@ -1,0 +1,197 @@
+"""The JWKS cache state machine (design section 5), shared by sync and async callers.
+
+:class:`JWKSState` decides; it never fetches, sleeps or locks. The I/O shell
+(:mod:`clerkguard._keyring`) holds a lock around every call, performs the
+fetches it is told to start, and reports back with :meth:`JWKSState.finish`.
+Times are monotonic seconds supplied by the caller, so every rule here is
+tested with plain numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from joserfc.jwk import RSAKey
+
+from .keys import KeySet
+
+__all__ = ["Decision", "JWKSPolicy", "JWKSState", "Step"]
+
+
+@dataclass(frozen=True, slots=True)
+class JWKSPolicy:
+    """Timing policy of the key cache (all seconds)."""
+
+    ttl: float = 300.0
+    cooldown: float = 30.0
+    max_stale: float = 86400.0
+    http_timeout: float = 5.0
+
+    @property
+    def refresh_after(self) -> float:
+        """Age at which a background refresh starts: before ``ttl`` runs out."""
+        return max(self.ttl - min(60.0, self.ttl / 5), 0.0)
+
+    @property
+    def flight_abandoned_after(self) -> float:
+        """An in-flight fetch older than this is presumed dead (its loop died)."""
+        return 2 * self.http_timeout + 1.0
+
+
+class Step(Enum):
+    """What the shell must do next."""
+
+    USE = "use"  # verify with `key`
+    WAIT = "wait"  # a fetch is in flight: wait for it, then ask again
+    FETCH = "fetch"  # start a fetch (the flight is already recorded), wait, ask again
+    REJECT = "reject"  # no key can be had now
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The answer of :meth:`JWKSState.resolve`."""
+
+    step: Step
+    key: RSAKey | None = None
+    generation: int = 0
+    #: With USE: also start a background refresh (already recorded as the flight).
+    refresh: bool = False
+    #: With REJECT: True when keys are unavailable (503), False for an unknown kid (401).
+    unavailable: bool = False
+    #: With REJECT and ``unavailable``: seconds until a fetch may be tried again.
+    retry_after: float = 0.0
+
+
+class JWKSState:
+    """Key set, freshness, cooldown and single-flight bookkeeping."""
+
+    def __init__(self, policy: JWKSPolicy) -> None:
+        self.policy = policy
+        self.keyset: KeySet | None = None
+        #: Bumped whenever the key material changes; cached results of older
+        #: generations are discarded.
+        self.generation = 0
+        self.fetched_at: float | None = None
+        self.flight_id = 0
+        self.flight_started_at: float | None = None
+        self.flight_from_token = False
+        self.next_token_fetch_at = float("-inf")
+        self.next_refresh_at = float("-inf")
+        self.consecutive_failures = 0
+        self.fetches = 0
+        self.failures = 0
+        self.last_error: str | None = None
+
+    # -- queries ---------------------------------------------------------------
+    def usable(self, now: float) -> KeySet | None:
+        """The key set if it may still be used (fresh or within ``max_stale``)."""
+        if self.keyset is None or self.fetched_at is None:
+            return None
+        if now - self.fetched_at > self.policy.ttl + self.policy.max_stale:
+            return None
+        return self.keyset
+
+    def in_flight(self, now: float) -> bool:
+        """True while a fetch is running (and not presumed dead)."""
+        started = self.flight_started_at
+        return started is not None and now - started <= self.policy.flight_abandoned_after
+
+    def refresh_due(self, now: float) -> bool:
+        """True when a background refresh should start now."""
+        return not self.in_flight(now) and now >= self.next_refresh_at
+
+    # -- transitions -----------------------------------------------------------
+    def _start(self, now: float, from_token: bool) -> None:
+        self.flight_id += 1
+        self.flight_started_at = now
+        self.flight_from_token = from_token
+        self.fetches += 1
+        if from_token:
+            # At most one token-triggered fetch per cooldown, decided at start.
+            self.next_token_fetch_at = now + self.policy.cooldown
+
+    def start_refresh(self, now: float) -> bool:
+        """Begin a background refresh if one is due; True if the caller must fetch."""
+        if not self.refresh_due(now):
+            return False
+        self._start(now, from_token=False)
+        return True
+
+    def resolve(
+        self,
+        kid: str,
+        now: float,
+        *,
+        rejected_generation: int | None = None,
+        waited: bool = False,
+    ) -> Decision:
+        """Decide how to obtain the key for ``kid``.
+
+        Args:
+            kid: The token's key id (ignored for static keys, not here).
+            now: Monotonic time.
+            rejected_generation: Set when the key of that generation failed
+                the signature check: a rotated key may keep its kid.
+            waited: The caller already waited for one fetch; never wait twice.
+        """
+        keyset = self.usable(now)
+        key = keyset.get(kid) if keyset is not None else None
+        if key is not None and rejected_generation != self.generation:
+            refresh = self.refresh_due(now)
+            if refresh:
+                self._start(now, from_token=False)
+            return Decision(Step.USE, key=key, generation=self.generation, refresh=refresh)
+        if waited:
+            return self._reject(keyset, now)
+        if self.in_flight(now):
+            return Decision(Step.WAIT)
+        if now >= self.next_token_fetch_at:
+            self._start(now, from_token=True)
+            return Decision(Step.FETCH)
+        return self._reject(keyset, now)
+
+    def _reject(self, keyset: KeySet | None, now: float) -> Decision:
+        if keyset is None:
+            retry = max(self.next_token_fetch_at - now, 1.0)
+            if self.in_flight(now):
+                retry = 1.0
+            return Decision(Step.REJECT, unavailable=True, retry_after=retry)
+        return Decision(Step.REJECT, generation=self.generation)
+
+    def _backoff(self) -> float:
+        # 1, 2, 4, ... seconds, capped: at the cooldown for token-triggered
+        # retries on a cold cache, at the TTL for background refreshes.
+        return float(2 ** min(self.consecutive_failures - 1, 16))
+
+    def finish(self, flight_id: int, now: float, result: KeySet | str) -> bool:
+        """Record the outcome of a fetch: a new key set, or an error reason.
+
+        A failure never replaces good keys. Returns True when the key material
+        changed (the caller drops cached verification results).
+        """
+        if flight_id == self.flight_id:
+            self.flight_started_at = None
+        if isinstance(result, str):
+            self.failures += 1
+            self.consecutive_failures += 1
+            self.last_error = result
+            backoff = self._backoff()
+            self.next_refresh_at = now + min(max(backoff, self.policy.cooldown), self.policy.ttl)
+            if self.usable(now) is None:
+                # Cold: let the next token retry soon, but back off exponentially.
+                self.next_token_fetch_at = now + min(backoff, self.policy.cooldown)
+            return False
+        self.consecutive_failures = 0
+        self.last_error = None
+        self.fetched_at = now
+        self.next_refresh_at = now + self.policy.refresh_after
+        changed = self.keyset is None or self.keyset.fingerprint != result.fingerprint
+        if changed:
+            self.generation += 1
+        self.keyset = result
+        return changed
+
+    def reset_after_fork(self) -> None:
+        """Forget any in-flight fetch (its thread or task does not exist in a child)."""
+        self.flight_started_at = None

@@ -1,0 +1,190 @@
+"""Token shape, header and claim checks (design section 4), without I/O.
+
+The order matters: size and shape before any decoding, the header before a
+key is looked up, the signature before any claim is read (no claim oracle on
+forged tokens).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc.jwk import RSAKey
+from joserfc.jws import JWSRegistry
+
+from ..errors import NotAuthenticated
+from .jsonstrict import StrictJSONError, loads_object
+
+__all__ = ["ClaimPolicy", "ParsedToken", "check_claims", "decode_payload", "parse_token", "verify_signature"]
+
+#: Longest token accepted (Clerk's own limit is 4 KB).
+MAX_TOKEN_LENGTH = 8192
+#: Clerk token categories (the ``cat`` header) that are session tokens.
+SESSION_CATEGORIES = frozenset({"cl_B7d4PD111AAA", "cl_I7d4PD111III"})
+
+# RFC 7515 compact serialisation: three base64url segments, no padding.
+_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+_RS256 = JWSRegistry.algorithms["RS256"]
+# Headers this library understands; anything else not listed is ignored,
+# except `crit`, which RFC 7515 section 4.1.11 says must be understood.
+_HEADER_CACHE_SIZE = 256
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedToken:
+    """A token whose shape and header passed; signature not yet checked."""
+
+    kid: str
+    signing_input: bytes
+    signature: bytes
+    payload_segment: str
+
+
+def _b64decode(segment: str) -> bytes:
+    if len(segment) % 4 == 1:
+        raise ValueError("impossible base64url length")
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def _malformed(detail: str) -> NotAuthenticated:
+    return NotAuthenticated("token-malformed", detail)
+
+
+def _check_header(segment: str) -> str:
+    """Validate a header segment; return its ``kid``."""
+    try:
+        header = loads_object(_b64decode(segment))
+    except (ValueError, binascii.Error, StrictJSONError):
+        raise _malformed("the token header is not a base64url JSON object") from None
+    if header.get("alg") != "RS256":
+        raise NotAuthenticated("token-invalid-algorithm", "only RS256 tokens are accepted")
+    if "crit" in header:
+        raise NotAuthenticated("token-invalid-header", "critical header extensions are not supported")
+    typ = header.get("typ", "JWT")
+    if typ != "JWT":
+        raise NotAuthenticated("token-invalid-header", "the token type is not JWT")
+    cat = header.get("cat")
+    if cat is not None and cat not in SESSION_CATEGORIES:
+        raise NotAuthenticated("token-type-mismatch", "the token is not a Clerk session token")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise NotAuthenticated("token-invalid-header", "the token header has no key id")
+    # jku / x5u / x5c / jwk are never consulted: keys come only from configuration.
+    return kid
+
+
+class HeaderCache:
+    """Remembers validated header segments (one client sends one header forever)."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: dict[str, str] = {}
+
+    def kid_for(self, segment: str) -> str:
+        kid = self._entries.get(segment)
+        if kid is None:
+            kid = _check_header(segment)
+            if len(self._entries) >= _HEADER_CACHE_SIZE:
+                self._entries.clear()
+            self._entries[segment] = kid
+        return kid
+
+
+def parse_token(token: object, headers: HeaderCache) -> ParsedToken:
+    """Check size, shape and header of ``token``.
+
+    Raises:
+        NotAuthenticated: with reason ``token-missing``, ``token-too-large``,
+            ``token-malformed``, ``token-invalid-algorithm``,
+            ``token-invalid-header`` or ``token-type-mismatch``.
+    """
+    if token is None or token == "":
+        raise NotAuthenticated("token-missing", "no session token was provided", token_present=False)
+    if not isinstance(token, str):
+        raise _malformed("the token is not a string")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise NotAuthenticated("token-too-large", "the token is longer than 8 KiB")
+    if not token.isascii() or _SHAPE.fullmatch(token) is None:
+        raise _malformed("the token is not three base64url segments")
+    header_seg, payload_seg, sig_seg = token.split(".")
+    kid = headers.kid_for(header_seg)
+    try:
+        signature = _b64decode(sig_seg)
+    except (ValueError, binascii.Error):
+        raise _malformed("the token signature is not base64url") from None
+    signing_input = token[: len(header_seg) + 1 + len(payload_seg)].encode("ascii")
+    return ParsedToken(kid, signing_input, signature, payload_seg)
+
+
+def verify_signature(parsed: ParsedToken, key: RSAKey) -> bool:
+    """RS256 signature check with joserfc's algorithm implementation."""
+    try:
+        return bool(_RS256.verify(parsed.signing_input, parsed.signature, key))
+    except Exception:  # a wrong-length signature may raise inside cryptography
+        return False
+
+
+def decode_payload(parsed: ParsedToken) -> dict[str, Any]:
+    """Decode the (already signature-checked) payload strictly."""
+    try:
+        return loads_object(_b64decode(parsed.payload_segment))
+    except (ValueError, binascii.Error, StrictJSONError):
+        raise _malformed("the token payload is not a base64url JSON object") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimPolicy:
+    """What the claims of a signed token must satisfy."""
+
+    issuer: str
+    authorized_parties: frozenset[str] | None
+    clock_skew: float
+    allow_pending: bool = False
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_claims(claims: dict[str, Any], policy: ClaimPolicy, now: float) -> None:
+    """Apply the claim rules of design section 4.
+
+    Raises:
+        NotAuthenticated: with a reason naming the failed rule.
+    """
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise NotAuthenticated("token-invalid-subject", "the token has no subject")
+    if not isinstance(claims.get("sid"), str):
+        raise NotAuthenticated("token-invalid-claims", "the token has no session id")
+    exp: Any = claims.get("exp")
+    iat: Any = claims.get("iat")
+    nbf: Any = claims.get("nbf")
+    if not _is_number(exp) or not _is_number(iat) or (nbf is not None and not _is_number(nbf)):
+        raise NotAuthenticated("token-invalid-claims", "exp, iat and nbf must be numbers")
+    skew = policy.clock_skew
+    if exp <= now - skew:
+        raise NotAuthenticated("token-expired", "the token has expired")
+    if nbf is not None and nbf > now + skew:
+        raise NotAuthenticated("token-not-active-yet", "the token is not valid yet")
+    if iat > now + skew:
+        raise NotAuthenticated("token-iat-in-the-future", "the token was issued in the future")
+    if claims.get("iss") != policy.issuer:
+        raise NotAuthenticated("token-invalid-issuer", "the token was issued by another issuer")
+    if policy.authorized_parties is not None:
+        azp = claims.get("azp")
+        if not isinstance(azp, str) or azp not in policy.authorized_parties:
+            raise NotAuthenticated(
+                "token-invalid-authorized-party", "the token was issued to an unlisted party"
+            )
+    if claims.get("sts") == "pending" and not policy.allow_pending:
+        raise NotAuthenticated("session-pending", "the session has pending tasks")
+
+
+Clock = Callable[[], float]

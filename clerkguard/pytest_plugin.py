@@ -1,0 +1,57 @@
+"""pytest fixtures for testing apps protected by clerkguard.
+
+Registered automatically (entry point ``pytest11``) when clerkguard is installed:
+
+* ``clerk_issuer`` -- a started :class:`~clerkguard.testing.LocalIssuer`
+  (one per test session; faults and key rotations are reset for each test);
+* ``clerk_auth`` -- a :class:`~clerkguard.ClerkAuth` for that issuer, fresh
+  per test and closed afterwards;
+* ``clerk_token`` -- a factory: ``clerk_token(org_role="admin")`` mints a token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from .auth import ClerkAuth
+from .testing import Fault, LocalIssuer
+
+
+@pytest.fixture(scope="session")
+def _clerk_issuer_server() -> Iterator[LocalIssuer]:
+    issuer = LocalIssuer().start()
+    yield issuer
+    issuer.stop()
+
+
+@pytest.fixture
+def clerk_issuer(_clerk_issuer_server: LocalIssuer) -> Iterator[LocalIssuer]:
+    """A running local issuer; faults are cleared before and after each test."""
+    issuer = _clerk_issuer_server
+    issuer.set_fault(Fault())
+    issuer.jwks_override = None
+    issuer.reset_count()
+    yield issuer
+    issuer.set_fault(Fault())
+    issuer.jwks_override = None
+
+
+@pytest.fixture
+def clerk_auth(clerk_issuer: LocalIssuer) -> Iterator[ClerkAuth]:
+    """A ``ClerkAuth`` that fetches keys from ``clerk_issuer`` over loopback."""
+    auth = clerk_issuer.auth()
+    yield auth
+    auth.close()
+
+
+@pytest.fixture
+def clerk_token(clerk_issuer: LocalIssuer) -> Callable[..., str]:
+    """``clerk_token(**claims)`` mints a session token from ``clerk_issuer``."""
+
+    def mint(**options: Any) -> str:
+        return clerk_issuer.mint(**options)
+
+    return mint

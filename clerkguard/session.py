@@ -1,0 +1,293 @@
+"""The verified result of a Clerk session token: :class:`Session`.
+
+Both session-token versions are decoded into one shape:
+
+* v1 carries ``org_id``, ``org_role`` (``org:admin``), ``org_slug`` and
+  ``org_permissions`` (a list);
+* v2 (``"v": 2``) carries ``o`` (``id``, ``rol``, ``slg``, ``per``, ``fpm``),
+  ``fea`` (features) and ``pla`` (plans); permissions are decoded from the
+  feature/permission bitmask exactly as Clerk's JavaScript SDK does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal, TypedDict
+
+__all__ = ["REVERIFICATION_PRESETS", "Reverification", "Session", "decode_org_permissions"]
+
+
+class Reverification(TypedDict):
+    """A custom reverification requirement for :meth:`Session.has`."""
+
+    level: Literal["first_factor", "second_factor", "multi_factor"]
+    after_minutes: int
+
+
+#: Clerk's named reverification presets.
+REVERIFICATION_PRESETS: Mapping[str, Reverification] = MappingProxyType(
+    {
+        "strict_mfa": {"level": "multi_factor", "after_minutes": 10},
+        "strict": {"level": "second_factor", "after_minutes": 10},
+        "moderate": {"level": "second_factor", "after_minutes": 60},
+        "lax": {"level": "second_factor", "after_minutes": 1440},
+    }
+)
+
+_ORG_SCOPES = frozenset({"o", "ou", "uo"})
+
+
+def _split_csv(value: object) -> list[str]:
+    if not isinstance(value, str):
+        return []
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def decode_org_permissions(features: object, permissions: object, masks: object) -> tuple[str, ...]:
+    """Decode v2 ``fea`` / ``o.per`` / ``o.fpm`` into ``org:feature:permission`` strings.
+
+    For org feature *i* and bit *j* of the decimal mask ``fpm[i]`` (least
+    significant first, *j* < len(per)), grant ``org:{feature}:{per[j]}``.
+    A mask that is not all digits grants nothing.
+    """
+    org_features = []
+    for entry in _split_csv(features):
+        scope, sep, name = entry.partition(":")
+        if sep and scope in _ORG_SCOPES and name:
+            org_features.append(name)
+    per = _split_csv(permissions)
+    fpm = [m.strip() for m in masks.split(",")] if isinstance(masks, str) else []
+    granted: list[str] = []
+    for i, feature in enumerate(org_features):
+        if i >= len(fpm):
+            break
+        mask_text = fpm[i]
+        if not mask_text.isascii() or not mask_text.isdigit() or len(mask_text) > 20:
+            continue
+        mask = int(mask_text)
+        for j, perm in enumerate(per):
+            if mask >> j & 1:
+                granted.append(f"org:{feature}:{perm}")
+    return tuple(granted)
+
+
+def _scoped(claim: object) -> tuple[frozenset[str], frozenset[str]]:
+    """Split a ``fea``/``pla`` claim into (org names, user names)."""
+    org: set[str] = set()
+    user: set[str] = set()
+    for entry in _split_csv(claim):
+        scope, sep, name = entry.partition(":")
+        if not sep or not name:
+            continue
+        if "o" in scope:
+            org.add(name)
+        if "u" in scope:
+            user.add(name)
+    return frozenset(org), frozenset(user)
+
+
+def _with_org_prefix(value: str) -> str:
+    return value if value.startswith("org:") else f"org:{value}"
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Session:
+    """A verified Clerk session. Immutable; holds claims, never the token.
+
+    Attributes:
+        user_id: The ``sub`` claim (``user_...``).
+        session_id: The ``sid`` claim (``sess_...``).
+        session_status: ``sts`` (``active``/``pending``), ``None`` on v1 tokens.
+        org_id: Active organization id, or ``None``.
+        org_role: Active organization role, always ``org:``-prefixed.
+        org_slug: Active organization slug.
+        org_permissions: Permissions in the active organization.
+        actor: The ``act`` claim when an admin impersonates the user.
+        factor_verification_age: ``fva``: minutes since first- and
+            second-factor verification (``-1`` = not set up).
+        features: Raw feature entries from ``fea`` (``o:dashboard``, ``u:beta``).
+        plans: Raw plan entries from ``pla`` (``o:pro``, ``u:free``).
+        issuer: ``iss``.
+        authorized_party: ``azp`` (the frontend origin), or ``None``.
+        expires_at: ``exp`` (Unix seconds).
+        issued_at: ``iat`` (Unix seconds).
+        version: Session-token version (1 or 2).
+        claims: Every claim, read-only.
+    """
+
+    user_id: str
+    session_id: str
+    session_status: str | None
+    org_id: str | None
+    org_role: str | None
+    org_slug: str | None
+    org_permissions: tuple[str, ...]
+    actor: Mapping[str, Any] | None
+    factor_verification_age: tuple[int, int] | None
+    features: tuple[str, ...]
+    plans: tuple[str, ...]
+    issuer: str
+    authorized_party: str | None
+    expires_at: float
+    issued_at: float
+    version: int
+    claims: Mapping[str, Any] = field(compare=False)
+
+    @classmethod
+    def from_claims(cls, claims: Mapping[str, Any]) -> Session:
+        """Build a session from already verified claims (v1 or v2)."""
+        version = 2 if claims.get("v") == 2 else 1
+        org_id = org_role = org_slug = None
+        permissions: tuple[str, ...] = ()
+        if version == 2:
+            org = claims.get("o")
+            if isinstance(org, dict) and isinstance(org.get("id"), str):
+                org_id = org["id"]
+                rol = org.get("rol")
+                org_role = _with_org_prefix(rol) if isinstance(rol, str) and rol else None
+                slg = org.get("slg")
+                org_slug = slg if isinstance(slg, str) else None
+                permissions = decode_org_permissions(claims.get("fea"), org.get("per"), org.get("fpm"))
+        else:
+            if isinstance(claims.get("org_id"), str):
+                org_id = claims["org_id"]
+                role = claims.get("org_role")
+                org_role = _with_org_prefix(role) if isinstance(role, str) and role else None
+                slug = claims.get("org_slug")
+                org_slug = slug if isinstance(slug, str) else None
+                perms = claims.get("org_permissions")
+                if isinstance(perms, list):
+                    permissions = tuple(p for p in perms if isinstance(p, str))
+        fva = claims.get("fva")
+        age: tuple[int, int] | None = None
+        if (
+            isinstance(fva, list)
+            and len(fva) == 2
+            and all(isinstance(x, int) and not isinstance(x, bool) for x in fva)
+        ):
+            age = (fva[0], fva[1])
+        act = claims.get("act")
+        sts = claims.get("sts")
+        azp = claims.get("azp")
+        return cls(
+            user_id=claims["sub"],
+            session_id=claims["sid"],
+            session_status=sts if isinstance(sts, str) else None,
+            org_id=org_id,
+            org_role=org_role,
+            org_slug=org_slug,
+            org_permissions=permissions,
+            actor=_freeze(act) if isinstance(act, dict) else None,
+            factor_verification_age=age,
+            features=tuple(_split_csv(claims.get("fea"))),
+            plans=tuple(_split_csv(claims.get("pla"))),
+            issuer=claims["iss"],
+            authorized_party=azp if isinstance(azp, str) else None,
+            expires_at=claims["exp"],
+            issued_at=claims["iat"],
+            version=version,
+            claims=_freeze(dict(claims)),
+        )
+
+    @property
+    def plan(self) -> str | None:
+        """The first plan entry's name (``o:pro`` -> ``pro``), or ``None``."""
+        if not self.plans:
+            return None
+        return self.plans[0].partition(":")[2] or None
+
+    @property
+    def is_impersonated(self) -> bool:
+        """True when an actor (``act``) signed in as this user."""
+        return self.actor is not None
+
+    def has(
+        self,
+        *,
+        role: str | None = None,
+        permission: str | None = None,
+        feature: str | None = None,
+        plan: str | None = None,
+        reverification: str | Reverification | None = None,
+    ) -> bool:
+        """Clerk's ``has()``: True only when *every* given condition holds.
+
+        ``role``/``permission`` need an active organization (``admin`` equals
+        ``org:admin``). ``feature``/``plan`` accept ``org:name``, ``user:name``
+        or a bare ``name`` (either scope). ``reverification`` is a preset name
+        (``strict_mfa``, ``strict``, ``moderate``, ``lax``) or a
+        :class:`Reverification` dict. With no condition, or with anything
+        that cannot be decided (unknown preset, no ``fva`` claim), the answer
+        is ``False``.
+        """
+        conditions = (role, permission, feature, plan, reverification)
+        if all(c is None for c in conditions):
+            return False
+        if role is not None:
+            if self.org_id is None or self.org_role is None or not isinstance(role, str):
+                return False
+            if _with_org_prefix(role) != self.org_role:
+                return False
+        if permission is not None:
+            if self.org_id is None or not isinstance(permission, str):
+                return False
+            if _with_org_prefix(permission) not in self.org_permissions:
+                return False
+        if feature is not None and not self._scoped_has(self.claims.get("fea"), feature):
+            return False
+        if plan is not None and not self._scoped_has(self.claims.get("pla"), plan):
+            return False
+        return reverification is None or self._reverified(reverification)
+
+    @staticmethod
+    def _scoped_has(claim: object, wanted: object) -> bool:
+        if not isinstance(wanted, str) or not wanted:
+            return False
+        org, user = _scoped(claim)
+        scope, sep, name = wanted.partition(":")
+        if not sep:
+            return wanted in org or wanted in user
+        if scope == "org":
+            return name in org
+        if scope == "user":
+            return name in user
+        return False
+
+    def _reverified(self, requirement: object) -> bool:
+        if isinstance(requirement, str):
+            preset = REVERIFICATION_PRESETS.get(requirement)
+            if preset is None:
+                return False
+            requirement = preset
+        if not isinstance(requirement, Mapping):
+            return False
+        level = requirement.get("level")
+        after = requirement.get("after_minutes")
+        if not isinstance(after, int) or isinstance(after, bool) or after <= 0:
+            return False
+        if self.factor_verification_age is None:
+            return False
+        first, second = self.factor_verification_age
+        first_ok = first != -1 and first < after
+        second_ok = second != -1 and second < after
+        if level == "first_factor":
+            return first_ok
+        if level == "second_factor":
+            return second_ok if second != -1 else first_ok
+        if level == "multi_factor":
+            return first_ok if second == -1 else first_ok and second_ok
+        return False
+
+    def __repr__(self) -> str:
+        org = f", org_id={self.org_id!r}, org_role={self.org_role!r}" if self.org_id else ""
+        return f"Session(user_id={self.user_id!r}, session_id={self.session_id!r}{org})"

@@ -1,0 +1,425 @@
+"""Test tooling: a local Clerk-like issuer on loopback, token minting, fixtures.
+
+:class:`LocalIssuer` generates an RSA key, serves its JWKS from a real HTTP
+server on ``127.0.0.1`` (``/.well-known/jwks.json`` like Clerk's Frontend API
+and ``/v1/jwks`` like the Backend API), and mints tokens shaped exactly like
+Clerk's session tokens (header ``alg``/``cat``/``kid``/``typ``; v2 payload with
+``o``/``fea``/``pla``, or the v1 variant). The server can be told to misbehave
+(:meth:`LocalIssuer.set_fault`) to test outage handling for real.
+
+Use it from pytest through the fixtures of :mod:`clerkguard.pytest_plugin`
+(``clerk_issuer``, ``clerk_auth``), or directly::
+
+    with LocalIssuer() as issuer:
+        auth = issuer.auth()
+        token = issuer.mint(user_id="user_123", org_role="admin")
+        assert auth.verify(token).org_role == "org:admin"
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+from joserfc.jwk import RSAKey
+from joserfc.jws import JWSRegistry
+from typing_extensions import Self
+
+from .auth import ClerkAuth
+
+__all__ = ["SESSION_CATEGORY", "Fault", "LocalIssuer", "MISSING", "b64url"]
+
+#: The ``cat`` header of Clerk session tokens.
+SESSION_CATEGORY = "cl_B7d4PD111AAA"
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: Pass as a claim or header value to :meth:`LocalIssuer.mint` to remove it.
+MISSING: Any = _Missing()
+
+
+def b64url(data: bytes) -> str:
+    """base64url without padding (RFC 7515)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+@dataclass
+class Fault:
+    """How the JWKS endpoint misbehaves (see :meth:`LocalIssuer.set_fault`).
+
+    Attributes:
+        status: Answer with this HTTP status instead of 200.
+        delay: Sleep this many seconds before answering.
+        drip: Send the body one byte per ``drip`` seconds.
+        body: Send these bytes as the body instead of the JWKS.
+        redirect: Answer 302 with this ``Location``.
+        close: Close the connection without answering.
+    """
+
+    status: int = 200
+    delay: float = 0.0
+    drip: float = 0.0
+    body: bytes | None = None
+    redirect: str | None = None
+    close: bool = False
+
+
+class LocalIssuer:
+    """A stand-in for a Clerk instance: signing key, JWKS server and minting.
+
+    Args:
+        kid: Key id (Clerk uses the instance id, ``ins_...``).
+        key_bits: RSA modulus size.
+        azp: Default ``azp`` claim (the frontend origin).
+        clock: ``() -> Unix seconds`` used for ``iat``/``nbf``/``exp``.
+        secret_key: The secret the ``/v1/jwks`` endpoint expects as Bearer token.
+        host: Interface to listen on (loopback only).
+        port: Port; 0 picks a free one.
+    """
+
+    def __init__(
+        self,
+        *,
+        kid: str | None = None,
+        key_bits: int = 2048,
+        azp: str = "http://localhost:3000",
+        clock: Callable[[], float] | None = None,
+        secret_key: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.kid = kid or "ins_" + b64url(secrets.token_bytes(20))[:27]
+        self.key_bits = key_bits
+        self.key: RSAKey = RSAKey.generate_key(key_bits, private=True)
+        #: Extra keys published in the JWKS (e.g. the previous key after rotation).
+        self.extra_keys: list[tuple[str, RSAKey]] = []
+        self.azp = azp
+        self.clock = clock or time.time
+        self.secret_key = secret_key or "sk_test_" + b64url(secrets.token_bytes(24))
+        self.host = host
+        self.port = port
+        self.fault = Fault()
+        self.jwks_override: Mapping[str, Any] | None = None
+        #: Number of JWKS requests served (for asserting fetch counts).
+        self.request_count = 0
+        self._count_lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- server ----------------------------------------------------------------
+    def start(self) -> Self:
+        """Start serving the JWKS on loopback (idempotent)."""
+        if self._server is not None:
+            return self
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+                pass
+
+            def do_GET(self) -> None:
+                issuer._serve(self)
+
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="clerkguard-local-issuer", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the server and release the port."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def set_fault(self, fault: Fault | None = None, **kwargs: Any) -> None:
+        """Make the JWKS endpoint misbehave; ``set_fault()`` restores it."""
+        self.fault = fault if fault is not None else Fault(**kwargs)
+
+    def reset_count(self) -> None:
+        """Zero :attr:`request_count`."""
+        with self._count_lock:
+            self.request_count = 0
+
+    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
+        with self._count_lock:
+            self.request_count += 1
+        fault = self.fault
+        path = handler.path.split("?", 1)[0]
+        if path == "/v1/jwks" and handler.headers.get("Authorization") != f"Bearer {self.secret_key}":
+            self._answer(handler, 401, b'{"errors":[{"code":"authentication_invalid"}]}')
+            return
+        if path not in ("/.well-known/jwks.json", "/v1/jwks"):
+            self._answer(handler, 404, b"{}")
+            return
+        if fault.delay:
+            time.sleep(fault.delay)
+        if fault.close:
+            handler.close_connection = True
+            handler.connection.close()
+            return
+        if fault.redirect is not None:
+            handler.send_response(302)
+            handler.send_header("Location", fault.redirect)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        body = fault.body if fault.body is not None else json.dumps(self.jwks()).encode()
+        self._answer(handler, fault.status, body, drip=fault.drip)
+
+    @staticmethod
+    def _answer(handler: BaseHTTPRequestHandler, status: int, body: bytes, drip: float = 0.0) -> None:
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            if drip:
+                for i in range(len(body)):
+                    handler.wfile.write(body[i : i + 1])
+                    handler.wfile.flush()
+                    time.sleep(drip)
+            else:
+                handler.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    # -- configuration for clients ---------------------------------------------------
+    @property
+    def issuer(self) -> str:
+        """The ``iss`` claim of minted tokens (``http://127.0.0.1:<port>``)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def jwks_uri(self) -> str:
+        """Frontend-API-style JWKS URL of the running server."""
+        return f"{self.issuer}/.well-known/jwks.json"
+
+    @property
+    def api_url(self) -> str:
+        """Backend-API-style base URL (``/v1/jwks`` needs :attr:`secret_key`)."""
+        return self.issuer
+
+    @property
+    def publishable_key(self) -> str:
+        """A ``pk_test_`` key encoding this issuer's host; derives issuer and JWKS URL."""
+        return "pk_test_" + base64.b64encode(f"{self.host}:{self.port}$".encode()).decode()
+
+    def env(self) -> dict[str, str]:
+        """``CLERK_*`` variables that point clerkguard at this issuer."""
+        return {
+            "CLERK_PUBLISHABLE_KEY": self.publishable_key,
+            "CLERK_JWKS_URI": self.jwks_uri,
+        }
+
+    def auth(self, **options: Any) -> ClerkAuth:
+        """A :class:`ClerkAuth` for this issuer (starts the server if needed).
+
+        Without ``transport`` it fetches over real loopback HTTP. Options
+        override the defaults (``env={}`` so the process environment is ignored).
+        """
+        self.start()
+        options.setdefault("publishable_key", self.publishable_key)
+        options.setdefault("env", {})
+        return ClerkAuth(**options)
+
+    def jwks(self) -> dict[str, Any]:
+        """The public JWKS document (current key first, then :attr:`extra_keys`)."""
+        if self.jwks_override is not None:
+            return dict(self.jwks_override)
+        keys = []
+        for kid, key in [(self.kid, self.key), *self.extra_keys]:
+            public = key.as_dict(private=False)
+            keys.append(
+                {"use": "sig", "kty": "RSA", "kid": kid, "alg": "RS256", "n": public["n"], "e": public["e"]}
+            )
+        return {"keys": keys}
+
+    def public_pem(self) -> str:
+        """The public key as PEM (what Clerk's dashboard shows as "JWT public key")."""
+        return self.key.as_pem(private=False).decode()
+
+    def mock_transport(self) -> httpx.MockTransport:
+        """An in-memory ``httpx`` transport serving :meth:`jwks` (no sockets)."""
+
+        def handle(request: httpx.Request) -> httpx.Response:
+            with self._count_lock:
+                self.request_count += 1
+            return httpx.Response(200, json=self.jwks())
+
+        return httpx.MockTransport(handle)
+
+    def rotate(self, *, keep_old: bool = True, new_kid: str | None = None) -> None:
+        """Generate a new signing key; optionally keep publishing the old one.
+
+        Clerk's kid is the instance id, so by default the new key keeps the
+        kid (``keep_old`` then needs a ``new_kid``, or the old key is dropped:
+        one kid cannot name two keys).
+        """
+        old_kid, old_key = self.kid, self.key
+        self.key = RSAKey.generate_key(self.key_bits, private=True)
+        if new_kid is not None:
+            self.kid = new_kid
+        if keep_old and new_kid is not None and new_kid != old_kid:
+            self.extra_keys.append((old_kid, old_key))
+
+    # -- minting ------------------------------------------------------------------------
+    def claims(
+        self,
+        *,
+        user_id: str = "user_2abcdefghijklmnopqrstuvwxyz",
+        session_id: str | None = None,
+        expires_in: float = 60,
+        issued_at: float | None = None,
+        azp: str | None = None,
+        version: int = 2,
+        status: str = "active",
+        org_id: str | None = None,
+        org_slug: str | None = None,
+        org_role: str | None = None,
+        permissions: Iterable[str] = (),
+        features: Iterable[str] = (),
+        plan: str | None = None,
+        fva: tuple[int, int] | None = (0, -1),
+        actor: Mapping[str, Any] | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """The payload :meth:`mint` would sign (see there for arguments)."""
+        now = int(self.clock() if issued_at is None else issued_at)
+        claims: dict[str, Any] = {
+            "azp": self.azp if azp is None else azp,
+            "exp": now + int(expires_in),
+            "iat": now,
+            "iss": self.issuer,
+            "jti": b64url(secrets.token_bytes(15)),
+            "nbf": now - 10,
+            "sid": session_id or "sess_" + b64url(secrets.token_bytes(20))[:27],
+            "sub": user_id,
+        }
+        perms = list(permissions)
+        feats = list(features)
+        if version == 2:
+            claims.update({"sts": status, "v": 2})
+            if fva is not None:
+                claims["fva"] = list(fva)
+            if plan is not None:
+                claims["pla"] = plan if ":" in plan else f"o:{plan}"
+            if org_id is not None or org_role is not None or perms:
+                org_features, per, fpm = _encode_v2_permissions(perms, feats)
+                # Org features that carry permissions come first, in mask order.
+                fea = [f"o:{f}" for f in org_features]
+                fea += [
+                    f if ":" in f else f"o:{f}" for f in feats if f.rpartition(":")[2] not in org_features
+                ]
+                org = {
+                    "id": org_id or "org_2exampleorganizationid00",
+                    "rol": (org_role or "member").removeprefix("org:"),
+                }
+                org["slg"] = org_slug or "acme"
+                if per:
+                    org["per"] = ",".join(per)
+                    org["fpm"] = ",".join(str(m) for m in fpm)
+                claims["o"] = org
+                if fea:
+                    claims["fea"] = ",".join(fea)
+            elif feats:
+                claims["fea"] = ",".join(f if ":" in f else f"u:{f}" for f in feats)
+        else:
+            if org_id is not None or org_role is not None or perms:
+                claims["org_id"] = org_id or "org_2exampleorganizationid00"
+                role = org_role or "member"
+                claims["org_role"] = role if role.startswith("org:") else f"org:{role}"
+                claims["org_slug"] = org_slug or "acme"
+                claims["org_permissions"] = perms
+        if actor is not None:
+            claims["act"] = dict(actor)
+        for name, value in extra.items():
+            if value is MISSING:
+                claims.pop(name, None)
+            else:
+                claims[name] = value
+        return claims
+
+    def mint(
+        self,
+        *,
+        header: Mapping[str, Any] | None = None,
+        key: RSAKey | None = None,
+        claims: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> str:
+        """Sign a Clerk-shaped session token.
+
+        Keyword arguments of :meth:`claims` shape the payload (``user_id``,
+        ``org_role``, ``permissions=["org:invoices:read"]``, ``features``,
+        ``plan``, ``fva``, ``expires_in``, ``version=1``, ``status="pending"``,
+        ``actor``...); any other keyword sets that claim, and :data:`MISSING`
+        removes it. ``claims`` replaces the payload entirely. ``header``
+        entries override the header (``MISSING`` removes one); ``key`` signs
+        with another key (to forge).
+        """
+        payload = dict(claims) if claims is not None else self.claims(**options)
+        head: dict[str, Any] = {"alg": "RS256", "cat": SESSION_CATEGORY, "kid": self.kid, "typ": "JWT"}
+        for name, value in (header or {}).items():
+            if value is MISSING:
+                head.pop(name, None)
+            else:
+                head[name] = value
+        return sign(head, payload, key or self.key)
+
+
+def sign(header: Mapping[str, Any], payload: Mapping[str, Any], key: RSAKey) -> str:
+    """RS256-sign ``payload`` under ``header`` exactly as given (compact JSON)."""
+    h = b64url(json.dumps(dict(header), separators=(",", ":")).encode())
+    p = b64url(json.dumps(dict(payload), separators=(",", ":")).encode())
+    signing_input = f"{h}.{p}".encode()
+    signature = JWSRegistry.algorithms["RS256"].sign(signing_input, key)
+    return f"{h}.{p}.{b64url(signature)}"
+
+
+def _encode_v2_permissions(
+    permissions: list[str], features: list[str]
+) -> tuple[list[str], list[str], list[int]]:
+    """Inverse of :func:`clerkguard.session.decode_org_permissions`.
+
+    ``org:feature:perm`` strings become (org features, ``per`` list, ``fpm`` masks).
+    """
+    org_features: list[str] = []
+    per: list[str] = []
+    grants: dict[str, set[int]] = {}
+    for perm in permissions:
+        parts = perm.removeprefix("org:").split(":")
+        if len(parts) != 2:
+            raise ValueError(f"v2 permissions look like org:<feature>:<permission>, got {perm!r}")
+        feature, name = parts
+        if feature not in org_features:
+            org_features.append(feature)
+        if name not in per:
+            per.append(name)
+        grants.setdefault(feature, set()).add(per.index(name))
+    masks = [sum(1 << bit for bit in grants.get(feature, ())) for feature in org_features]
+    return org_features, per, masks
