@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 
 install: $(STAMP)
 
+LINT_PATHS := $(wildcard clerkguard tests examples benchmarks)
+
 lint: $(STAMP)
-	$(BIN)/ruff check clerkguard tests examples benchmarks
-	$(BIN)/ruff format --check clerkguard tests examples benchmarks
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy --strict clerkguard
 
 docs: $(STAMP)

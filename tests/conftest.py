@@ -1,4 +1,7 @@
-"""Shared test helpers. Fixtures `clerk_issuer`, `clerk_auth`, `clerk_token` come from clerkguard's pytest plugin."""
+"""Shared test helpers.
+
+Fixtures `clerk_issuer`, `clerk_auth` and `clerk_token` come from clerkguard's pytest plugin.
+"""
 
 from __future__ import annotations
 
