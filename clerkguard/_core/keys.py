@@ -29,7 +29,16 @@ MAX_MODULUS_BITS = 8192
 
 
 class JWKSError(ValueError):
-    """The document as a whole is unusable (not JSON, no ``keys``, no usable key)."""
+    """The document as a whole is unusable (not JSON, no ``keys``, no usable key).
+
+    Attributes:
+        skipped: With "no usable key": every key and why it was skipped
+            (so tools such as ``clerkguard jwks`` can explain the failure).
+    """
+
+    def __init__(self, message: str, skipped: tuple[SkippedKey, ...] = ()) -> None:
+        super().__init__(message)
+        self.skipped = skipped
 
 
 @dataclass(frozen=True)
@@ -141,7 +150,7 @@ def parse_jwks(data: bytes) -> KeySet:
         material.pop(kid, None)
         skipped.append(SkippedKey(kid, "two different keys share this kid"))
     if not keys:
-        raise JWKSError("no usable key in the set")
+        raise JWKSError("no usable key in the set", tuple(skipped))
     fingerprint = tuple(sorted((kid, n, e) for kid, (n, e) in material.items()))
     return KeySet(keys=keys, skipped=tuple(skipped), fingerprint=fingerprint)
 
