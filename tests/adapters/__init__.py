@@ -1,0 +1,1 @@
+"""Framework adapter tests: the shared request table plus one file per framework."""

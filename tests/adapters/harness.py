@@ -1,0 +1,113 @@
+"""The contract every framework harness of the shared request table fulfils.
+
+A harness wraps one framework's app (built on a given :class:`~clerkguard.ClerkAuth`)
+behind its own test client and answers :meth:`Harness.request` with a
+framework-neutral :class:`Result`. Each framework has a module
+``tests/adapters/harness_<framework>.py`` with ``make_harness(auth) -> Harness``
+and is listed once in ``conftest.FRAMEWORKS``.
+
+Every harness serves exactly these routes (the table in ``table.py`` pins
+what each must answer, identically in every framework):
+
+======================  ======================================================================
+``GET /protected``      ``@require_auth``; returns ``{"user_id": ..., "org_role": ...}`` read
+                        from the framework's session location (Flask/Quart ``current_auth``,
+                        Litestar ``request.auth``, Sanic ``request.ctx.auth``).
+``GET /admin``          ``@require_auth(role="admin")``; returns ``{"user_id": ...}``.
+``GET /perm``           ``@require_auth(authorize=has_permission(PERMISSION))``.
+``GET /async-authorize`` ``authorize=`` :func:`async_allow_user` (async; True only for
+                        :data:`ALLOWED_USER`).
+``GET /authorize-raises`` ``authorize=`` :func:`raising_authorize` (raises ``RuntimeError``).
+``GET /truthy``         ``authorize=`` :func:`truthy_authorize` (returns ``1``, not ``True``).
+``GET /request-arg``    ``authorize=is_request_of(<the framework's request class>)``: True
+                        only if the 2nd positional argument is the framework's own request.
+``GET /optional``       ``@require_auth(optional=True)``; returns ``{"user_id": <id or null>}``.
+``GET+OPTIONS /preflight`` guarded handler that answers ``OPTIONS`` itself with an empty
+                        ``204`` (and ``GET`` with ``{"user_id": ...}``).
+``GET /sync``           a guarded *sync* handler; returns ``{"user_id": ..., "kind": "sync"}``.
+``GET /async``          a guarded *async* handler; returns ``{"user_id": ..., "kind": "async"}``.
+======================  ======================================================================
+
+Every other route answers ``{"user_id": ...}`` on success. Error bodies are
+the guard's own: ``application/json`` ``{"error": ..., "reason": ...}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from clerkguard import Session
+
+__all__ = [
+    "ALLOWED_USER",
+    "PERMISSION",
+    "Harness",
+    "Result",
+    "async_allow_user",
+    "is_request_of",
+    "raising_authorize",
+    "truthy_authorize",
+]
+
+#: The only user ``/async-authorize`` lets through.
+ALLOWED_USER = "user_allowed"
+#: The permission ``/perm`` requires.
+PERMISSION = "org:reports:read"
+
+
+@dataclass
+class Result:
+    """A framework-neutral response."""
+
+    status: int
+    headers: dict[str, str]  # lower-case keys
+    json: Any
+
+
+class Harness(Protocol):
+    """One framework's app behind its own test client."""
+
+    name: str
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        cookies: dict[str, str] | None = None,
+    ) -> Result:
+        """Send one request through the framework's test client."""
+        ...
+
+
+async def async_allow_user(session: Session, request: Any) -> bool:
+    """An async ``authorize``: allows only :data:`ALLOWED_USER`."""
+    await asyncio.sleep(0)  # a real suspension point, so awaiting is exercised
+    return session.user_id == ALLOWED_USER
+
+
+def raising_authorize(session: Session, request: Any) -> bool:
+    """An ``authorize`` with a bug: must become a 403, never a 500."""
+    raise RuntimeError("authorize crashed")
+
+
+def truthy_authorize(session: Session, request: Any) -> Any:
+    """Returns ``1``: truthy but not ``True``, so the guard must deny."""
+    return 1
+
+
+def is_request_of(request_type: type) -> Any:
+    """An ``authorize`` that allows only when called positionally with a ``request_type``."""
+
+    def authorize(*args: Any, **kwargs: Any) -> bool:
+        return (
+            not kwargs
+            and len(args) == 2
+            and isinstance(args[0], Session)
+            and isinstance(args[1], request_type)
+        )
+
+    return authorize

@@ -1,0 +1,362 @@
+"""The shared request table: one list of requests, one expected answer each.
+
+Every framework harness (see ``harness.py``) must answer every case exactly
+as written here; ``test_table.py`` runs the whole table against each
+registered harness. Header and cookie values are templates: ``{member}`` is
+replaced with the token of that name from :func:`mint_tokens` (minted by a
+:class:`~clerkguard.testing.LocalIssuer`), and a cookie *name*
+``{suffixed_cookie}`` with Clerk's publishable-key-suffixed ``__session_xxxxxxxx``.
+
+Cases with ``keys="down"`` run against a harness whose ``ClerkAuth`` points at
+a dead loopback port with a cold key cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from clerkguard import ClerkAuth
+from clerkguard.adapters import cookie_names_for
+from clerkguard.testing import LocalIssuer
+
+from .harness import ALLOWED_USER, PERMISSION
+
+__all__ = ["ADMIN_USER", "CASES", "MEMBER_USER", "Case", "mint_tokens"]
+
+MEMBER_USER = "user_member"
+ADMIN_USER = "user_admin"
+PERM_USER = "user_with_permission"
+#: The oversized token: 9000 characters, more than the 8 KiB limit.
+OVERSIZED = "a" * 3000 + "." + "b" * 3000 + "." + "c" * 2998
+
+NO_ERROR = "Bearer"
+INVALID = 'Bearer error="invalid_token"'
+SCOPE = 'Bearer error="insufficient_scope"'
+
+
+@dataclass(frozen=True)
+class Case:
+    """One request and the answer every framework must give.
+
+    Attributes:
+        name: Test id.
+        method: HTTP method.
+        path: One of the routes documented in ``harness.py``.
+        status: Expected status.
+        reason: Expected ``reason`` of the JSON error body (``None`` on success).
+        www_authenticate: A substring the ``WWW-Authenticate`` header must
+            contain (``None``: the header must be absent).
+        headers: Request headers (values are templates, see module doc).
+        cookies: Request cookies (names and values are templates).
+        json: Keys the JSON success body must have, with these values.
+        keys: ``"up"`` (live local issuer) or ``"down"`` (dead port, cold cache).
+    """
+
+    name: str
+    method: str
+    path: str
+    status: int
+    reason: str | None = None
+    www_authenticate: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    cookies: Mapping[str, str] = field(default_factory=dict)
+    json: Mapping[str, Any] | None = None
+    keys: Literal["up", "down"] = "up"
+
+    @property
+    def token_sent(self) -> bool:
+        """Whether the request carries something the guard treats as a token."""
+        return self.reason not in (None, "token-missing")
+
+    def render(self, tokens: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+        """Headers and cookies with every ``{name}`` replaced from ``tokens``."""
+        headers = {k: v.format_map(tokens) for k, v in self.headers.items()}
+        cookies = {k.format_map(tokens): v.format_map(tokens) for k, v in self.cookies.items()}
+        return headers, cookies
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def mint_tokens(issuer: LocalIssuer, auth: ClerkAuth) -> dict[str, str]:
+    """The tokens (and the suffixed cookie name) the table's templates name."""
+    long = 3600  # the whole run fits in one token lifetime
+    other = LocalIssuer(kid=issuer.kid)  # same kid, different key: a forgery
+    return {
+        "member": issuer.mint(user_id=MEMBER_USER, org_role="member", expires_in=long),
+        "admin": issuer.mint(user_id=ADMIN_USER, org_role="admin", expires_in=long),
+        "allowed": issuer.mint(user_id=ALLOWED_USER, expires_in=long),
+        "perm": issuer.mint(user_id=PERM_USER, org_role="analyst", permissions=[PERMISSION], expires_in=long),
+        "expired": issuer.mint(issued_at=issuer.clock() - 3600, expires_in=60),
+        "forged": other.mint(user_id=ADMIN_USER, org_role="admin", expires_in=long),
+        "wrong_issuer": issuer.mint(iss="https://evil.example.com", expires_in=long),
+        "unknown_kid": issuer.mint(header={"kid": "ins_unknown"}, expires_in=long),
+        "alg_none": issuer.mint(header={"alg": "none"}, expires_in=long),
+        "oversized": OVERSIZED,
+        "suffixed_cookie": cookie_names_for(auth)[0],
+    }
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {{{token}}}"}
+
+
+CASES: list[Case] = [
+    # -- token sources ---------------------------------------------------------------
+    Case("no-token", "GET", "/protected", 401, "token-missing", NO_ERROR),
+    Case(
+        "bearer-ok",
+        "GET",
+        "/protected",
+        200,
+        headers=_bearer("member"),
+        json={"user_id": MEMBER_USER, "org_role": "org:member"},
+    ),
+    Case(
+        "bearer-scheme-case-insensitive",
+        "GET",
+        "/protected",
+        200,
+        headers={"Authorization": "bEaReR {member}"},
+        json={"user_id": MEMBER_USER},
+    ),
+    Case(
+        "session-cookie-ok",
+        "GET",
+        "/protected",
+        200,
+        cookies={"__session": "{admin}"},
+        json={"user_id": ADMIN_USER, "org_role": "org:admin"},
+    ),
+    Case(
+        "suffixed-cookie-ok",
+        "GET",
+        "/protected",
+        200,
+        cookies={"{suffixed_cookie}": "{member}"},
+        json={"user_id": MEMBER_USER},
+    ),
+    Case(
+        "basic-header-ignored-cookie-used",
+        "GET",
+        "/protected",
+        200,
+        headers={"Authorization": "Basic dXNlcjpwYXNz"},
+        cookies={"__session": "{member}"},
+        json={"user_id": MEMBER_USER},
+    ),
+    Case(
+        "basic-header-alone-is-no-token",
+        "GET",
+        "/protected",
+        401,
+        "token-missing",
+        NO_ERROR,
+        headers={"Authorization": "Basic dXNlcjpwYXNz"},
+    ),
+    Case(
+        "bad-bearer-wins-over-good-cookie",
+        "GET",
+        "/protected",
+        401,
+        "token-malformed",
+        INVALID,
+        headers={"Authorization": "Bearer not-a-jwt"},
+        cookies={"__session": "{member}"},
+    ),
+    Case(
+        "good-bearer-wins-over-bad-cookie",
+        "GET",
+        "/protected",
+        200,
+        headers=_bearer("admin"),
+        cookies={"__session": "{forged}"},
+        json={"user_id": ADMIN_USER},
+    ),
+    Case(
+        "empty-bearer-is-malformed",
+        "GET",
+        "/protected",
+        401,
+        "token-malformed",
+        INVALID,
+        headers={"Authorization": "Bearer"},
+        cookies={"__session": "{member}"},
+    ),
+    Case(
+        "bad-cookie",
+        "GET",
+        "/protected",
+        401,
+        "token-invalid-signature",
+        INVALID,
+        cookies={"__session": "{forged}"},
+    ),
+    # -- bad tokens ------------------------------------------------------------------
+    Case("expired", "GET", "/protected", 401, "token-expired", INVALID, headers=_bearer("expired")),
+    Case("forged", "GET", "/protected", 401, "token-invalid-signature", INVALID, headers=_bearer("forged")),
+    Case(
+        "wrong-issuer",
+        "GET",
+        "/protected",
+        401,
+        "token-invalid-issuer",
+        INVALID,
+        headers=_bearer("wrong_issuer"),
+    ),
+    Case(
+        "unknown-kid", "GET", "/protected", 401, "jwk-kid-mismatch", INVALID, headers=_bearer("unknown_kid")
+    ),
+    Case(
+        "alg-none", "GET", "/protected", 401, "token-invalid-algorithm", INVALID, headers=_bearer("alg_none")
+    ),
+    Case(
+        "garbage",
+        "GET",
+        "/protected",
+        401,
+        "token-malformed",
+        INVALID,
+        headers={"Authorization": "Bearer a.b"},
+    ),
+    Case("oversized", "GET", "/protected", 401, "token-too-large", INVALID, headers=_bearer("oversized")),
+    Case(
+        "oversized-cookie",
+        "GET",
+        "/protected",
+        401,
+        "token-too-large",
+        INVALID,
+        cookies={"__session": "{oversized}"},
+    ),
+    # -- rules and authorize ------------------------------------------------------------
+    Case("admin-role-ok", "GET", "/admin", 200, headers=_bearer("admin"), json={"user_id": ADMIN_USER}),
+    Case("admin-role-denied", "GET", "/admin", 403, "authorization-denied", SCOPE, headers=_bearer("member")),
+    Case("admin-no-token", "GET", "/admin", 401, "token-missing", NO_ERROR),
+    Case("admin-bad-token", "GET", "/admin", 401, "token-expired", INVALID, headers=_bearer("expired")),
+    Case("permission-ok", "GET", "/perm", 200, headers=_bearer("perm"), json={"user_id": PERM_USER}),
+    Case("permission-denied", "GET", "/perm", 403, "authorization-denied", SCOPE, headers=_bearer("admin")),
+    Case(
+        "async-authorize-ok",
+        "GET",
+        "/async-authorize",
+        200,
+        headers=_bearer("allowed"),
+        json={"user_id": ALLOWED_USER},
+    ),
+    Case(
+        "async-authorize-denied",
+        "GET",
+        "/async-authorize",
+        403,
+        "authorization-denied",
+        SCOPE,
+        headers=_bearer("admin"),
+    ),
+    Case(
+        "authorize-raises-is-403",
+        "GET",
+        "/authorize-raises",
+        403,
+        "authorization-error",
+        SCOPE,
+        headers=_bearer("admin"),
+    ),
+    Case(
+        "authorize-truthy-is-not-true",
+        "GET",
+        "/truthy",
+        403,
+        "authorization-denied",
+        SCOPE,
+        headers=_bearer("admin"),
+    ),
+    Case(
+        "authorize-gets-framework-request",
+        "GET",
+        "/request-arg",
+        200,
+        headers=_bearer("member"),
+        json={"user_id": MEMBER_USER},
+    ),
+    # -- optional --------------------------------------------------------------------------
+    Case("optional-anonymous", "GET", "/optional", 200, json={"user_id": None}),
+    Case(
+        "optional-signed-in",
+        "GET",
+        "/optional",
+        200,
+        headers=_bearer("member"),
+        json={"user_id": MEMBER_USER},
+    ),
+    Case(
+        "optional-bad-token-still-401",
+        "GET",
+        "/optional",
+        401,
+        "token-expired",
+        INVALID,
+        headers=_bearer("expired"),
+    ),
+    # -- OPTIONS (CORS preflight) -------------------------------------------------------------
+    Case("options-passes-with-bad-token", "OPTIONS", "/preflight", 204, headers=_bearer("forged")),
+    Case("options-passes-without-token", "OPTIONS", "/preflight", 204),
+    Case("preflight-get-still-guarded", "GET", "/preflight", 401, "token-missing", NO_ERROR),
+    Case(
+        "preflight-get-ok", "GET", "/preflight", 200, headers=_bearer("member"), json={"user_id": MEMBER_USER}
+    ),
+    # -- handler kinds ------------------------------------------------------------------------
+    Case(
+        "sync-ok",
+        "GET",
+        "/sync",
+        200,
+        headers=_bearer("member"),
+        json={"user_id": MEMBER_USER, "kind": "sync"},
+    ),
+    Case("sync-no-token", "GET", "/sync", 401, "token-missing", NO_ERROR),
+    Case(
+        "async-ok",
+        "GET",
+        "/async",
+        200,
+        headers=_bearer("member"),
+        json={"user_id": MEMBER_USER, "kind": "async"},
+    ),
+    Case(
+        "async-bad-token", "GET", "/async", 401, "token-invalid-signature", INVALID, headers=_bearer("forged")
+    ),
+    # -- key outage on a cold cache -------------------------------------------------------------
+    Case(
+        "jwks-down-cold-is-503",
+        "GET",
+        "/protected",
+        503,
+        "jwks-unavailable",
+        NO_ERROR,
+        headers=_bearer("member"),
+        keys="down",
+    ),
+    Case(
+        "jwks-down-async-handler-is-503",
+        "GET",
+        "/async",
+        503,
+        "jwks-unavailable",
+        NO_ERROR,
+        headers=_bearer("member"),
+        keys="down",
+    ),
+    Case(
+        "jwks-down-bad-shape-is-still-401",
+        "GET",
+        "/protected",
+        401,
+        "token-malformed",
+        INVALID,
+        headers={"Authorization": "Bearer x.y"},
+        keys="down",
+    ),
+]
