@@ -1,0 +1,546 @@
+"""Litestar integration: ``@require_auth``, a native guard, and :class:`ClerkPlugin`.
+
+Three ways to protect a handler, all deciding through the same
+:class:`~clerkguard.adapters.Guard`:
+
+* the decorator, placed **below** the route decorator (it wraps the function
+  before Litestar reads its signature)::
+
+      @get("/me")
+      @require_auth(role="admin")
+      async def me(request: Request) -> dict[str, str]:
+          return {"user_id": request.auth.user_id}
+
+* the native guard, at any layer (app, router, controller, handler)::
+
+      Router("/admin", route_handlers=[...], guards=[requires_auth(role="admin")])
+
+* the dependency the plugin registers: a handler parameter
+  ``clerk_session: Session`` is only satisfied by a verified session.
+
+:class:`ClerkPlugin` wires the rest: the key refresher's lifecycle, the
+``clerk_session`` dependency, an OpenAPI bearer security scheme (added to
+every guarded operation), and exception handlers that render errors as
+``{"error": ..., "reason": ...}`` with ``WWW-Authenticate``/``Retry-After``.
+The decorator answers with that body even without the plugin; the guard and
+the dependency raise Litestar exceptions, which need the plugin (or your own
+exception handler) for that body.
+
+The verified session is ``request.auth``; ``request.user`` is the same
+session unless the plugin has a ``user_loader``.
+"""
+
+from __future__ import annotations
+
+try:
+    import litestar  # noqa: F401 - only probing that the extra is installed
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    from .errors import MissingDependencyError
+
+    raise MissingDependencyError("litestar", "litestar") from exc
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Protocol, TypeVar, cast
+
+from asgiref.sync import async_to_sync
+from litestar import Request, Response
+from litestar.config.app import AppConfig
+from litestar.connection import ASGIConnection
+from litestar.di import Provide
+from litestar.enums import MediaType
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ServiceUnavailableException,
+)
+from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins import InitPlugin, ReceiveRoutePlugin
+from litestar.routes import BaseRoute
+from litestar.types import Scope
+from litestar.utils.helpers import unwrap_partial
+
+from .adapters import Adapter, Guard, RequireAuth, TokenSource, build_require_auth
+from .auth import Authorize, ClerkAuth
+from .errors import AuthError, ConfigurationError
+from .session import Reverification, Session
+
+__all__ = [
+    "ClerkAuthException",
+    "ClerkPlugin",
+    "LitestarAdapter",
+    "UserLoader",
+    "auth_exception_handler",
+    "error_response",
+    "require_auth",
+    "requires_auth",
+    "to_exception",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: ``user_loader(session, connection)`` -> the value of ``request.user`` (sync or async).
+UserLoader = Callable[[Session, ASGIConnection[Any, Any, Any, Any]], Any]
+
+#: Name of the OpenAPI security scheme the plugin registers.
+SECURITY_SCHEME = "ClerkBearer"
+
+
+class _GuardFunction(Protocol):
+    """A Litestar guard carrying the clerkguard :class:`Guard` it runs."""
+
+    __clerkguard__: Guard[Any]
+
+    async def __call__(
+        self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+    ) -> None: ...
+
+
+# -- errors ---------------------------------------------------------------------------------
+def error_response(error: AuthError) -> Response[dict[str, str]]:
+    """The JSON answer for ``error``: ``{"error": ..., "reason": ...}`` plus its headers."""
+    return Response(
+        content=error.to_dict(),
+        status_code=error.status,
+        headers=error.headers(),
+        media_type=MediaType.JSON,
+    )
+
+
+class ClerkAuthException(HTTPException):
+    """Mixin of the exceptions the guard and the dependency raise; carries the AuthError."""
+
+    auth_error: AuthError
+
+
+class _NotAuthorized(ClerkAuthException, NotAuthorizedException):
+    pass
+
+
+class _PermissionDenied(ClerkAuthException, PermissionDeniedException):
+    pass
+
+
+class _KeysUnavailable(ClerkAuthException, ServiceUnavailableException):
+    pass
+
+
+def to_exception(error: AuthError) -> ClerkAuthException:
+    """``error`` as a Litestar exception (401/403/503) with the same headers and body."""
+    cls: type[ClerkAuthException]
+    if error.status == 403:
+        cls = _PermissionDenied
+    elif error.status == 503:
+        cls = _KeysUnavailable
+    else:
+        cls = _NotAuthorized
+    exc = cls(detail=error.detail, headers=error.headers(), extra=error.to_dict())
+    exc.auth_error = error
+    return exc
+
+
+def auth_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """Litestar exception handler rendering clerkguard's errors like the decorator does.
+
+    :class:`ClerkPlugin` registers it for :class:`ClerkAuthException`; register
+    it yourself if you use :func:`requires_auth` without the plugin.
+    """
+    error = getattr(exc, "auth_error", None)
+    if not isinstance(error, AuthError):  # registered for something else: keep Litestar's shape
+        status = getattr(exc, "status_code", 500)
+        return Response(content={"status_code": status, "detail": str(exc)}, status_code=status)
+    return error_response(error)
+
+
+# -- state on the connection --------------------------------------------------------------------
+def _plugin_of(connection: ASGIConnection[Any, Any, Any, Any]) -> ClerkPlugin | None:
+    try:
+        return connection.app.plugins.get(ClerkPlugin)
+    except KeyError:
+        return None
+
+
+def _user_loader(connection: ASGIConnection[Any, Any, Any, Any]) -> UserLoader | None:
+    plugin = _plugin_of(connection)
+    return plugin.user_loader if plugin is not None else None
+
+
+def _set(scope: Scope, session: Session | None, user: Any) -> None:
+    # Litestar's own AuthenticationMiddleware stores here; request.auth/.user read it.
+    scope["auth"] = session
+    scope["user"] = user
+
+
+async def _store_async(connection: ASGIConnection[Any, Any, Any, Any], session: Session | None) -> None:
+    loader = _user_loader(connection)
+    user: Any = session
+    if session is not None and loader is not None:
+        user = loader(session, connection)
+        if inspect.isawaitable(user):
+            user = await user
+    _set(connection.scope, session, user)
+
+
+def _store_sync(connection: ASGIConnection[Any, Any, Any, Any], session: Session | None) -> None:
+    loader = _user_loader(connection)
+    user: Any = session
+    if session is not None and loader is not None:
+        user = loader(session, connection)
+        if inspect.isawaitable(user):
+            user = async_to_sync(_await)(user)
+    _set(connection.scope, session, user)
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+# -- the adapter --------------------------------------------------------------------------------
+class LitestarAdapter(Adapter[ASGIConnection[Any, Any, Any, Any]]):
+    """clerkguard's hooks for Litestar (a :class:`Request` or, in guards, any connection).
+
+    The :class:`~clerkguard.ClerkAuth` is the guard's ``auth=``, else this
+    adapter's, else the one of the app's :class:`ClerkPlugin`.
+    """
+
+    def header(self, request: ASGIConnection[Any, Any, Any, Any], name: str) -> str | None:
+        """A request header (case-insensitive)."""
+        return request.headers.get(name)
+
+    def cookie(self, request: ASGIConnection[Any, Any, Any, Any], name: str) -> str | None:
+        """A cookie value."""
+        return request.cookies.get(name)
+
+    def method(self, request: ASGIConnection[Any, Any, Any, Any]) -> str:
+        """The HTTP method (a websocket handshake counts as ``GET``)."""
+        return str(request.scope.get("method", "GET")).upper()
+
+    def find_request(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request[Any, Any, Any]:
+        """The ``request`` keyword: the decorator puts it in every handler's signature."""
+        return cast("Request[Any, Any, Any]", kwargs["request"])
+
+    def store(self, request: ASGIConnection[Any, Any, Any, Any], session: Session | None) -> None:
+        """``request.auth`` = the session; ``request.user`` = it or the loaded user."""
+        _store_sync(request, session)
+
+    def reject(self, request: ASGIConnection[Any, Any, Any, Any], error: AuthError) -> Any:
+        """A ready JSON response, so the body is right even without the plugin.
+
+        A handler with a return DTO would push that response through the DTO
+        (Litestar does, and fails with a 500), so there the exception is raised
+        instead; the plugin's exception handler renders it identically.
+        """
+        handler = request.scope.get("route_handler")
+        if isinstance(handler, HTTPRouteHandler) and handler.resolve_return_dto() is not None:
+            raise to_exception(error)
+        return error_response(error)
+
+    def auth_for(self, request: ASGIConnection[Any, Any, Any, Any]) -> ClerkAuth:
+        """This adapter's ClerkAuth, else the app's :class:`ClerkPlugin`'s."""
+        if self.auth is not None:
+            return self.auth
+        plugin = _plugin_of(request)
+        if plugin is not None and plugin.auth is not None:
+            return plugin.auth
+        raise ConfigurationError(
+            "no ClerkAuth for this Litestar app: add ClerkPlugin(...) to plugins=[...] "
+            "or pass auth= to require_auth/requires_auth"
+        )
+
+
+# -- the decorator ----------------------------------------------------------------------------------
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _is_async_callable(fn: object) -> bool:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004 - callable objects
+
+
+def _needs_bridge(guard: Guard[Any], request: Request[Any, Any, Any]) -> bool:
+    """True when a sync check would have to await something (async authorize or user loader)."""
+    authorize = guard.options.authorize
+    if authorize is None:
+        authorize = guard.auth(request).authorize
+    loader = _user_loader(request)
+    return _is_async_callable(authorize) or (loader is not None and _is_async_callable(loader))
+
+
+def _sync_check(guard: Guard[Any], adapter: Adapter[Any], request: Request[Any, Any, Any]) -> Any:
+    """Check and store from sync code; returns an error response or ``None``."""
+    try:
+        session = guard.check(request)
+    except AuthError as error:
+        return adapter.reject(request, error)
+    adapter.store(request, session)
+    return None
+
+
+def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
+    """Wrap a Litestar handler function, keeping its kind and (parsed) signature."""
+    if isinstance(handler, BaseRouteHandler):
+        # The decorator saw a route handler, so it sits ABOVE @get(...): Litestar
+        # already captured the unguarded function. Refuse rather than bypass.
+        raise TypeError(
+            "@require_auth must be placed below the Litestar route decorator "
+            "(@get(...) first, then @require_auth), or use guards=[requires_auth(...)]"
+        )
+    adapter = guard.adapter
+    signature = inspect.signature(handler)
+    takes_request = "request" in signature.parameters
+    parameters = list(signature.parameters.values())
+    if not takes_request:
+        # Litestar injects `request` only if the signature asks for it, and it is a
+        # reserved kwarg, so it stays out of the OpenAPI parameters.
+        injected = inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request)
+        at = len(parameters)
+        if parameters and parameters[-1].kind is inspect.Parameter.VAR_KEYWORD:
+            at -= 1
+        parameters.insert(at, injected)
+
+    wrapper: Callable[..., Any]
+    if _is_async_callable(handler):
+
+        @functools.wraps(handler)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            request = kwargs["request"] if takes_request else kwargs.pop("request")
+            try:
+                session = await guard.acheck(request)
+            except AuthError as error:
+                return adapter.reject(request, error)
+            await _store_async(request, session)
+            return await handler(*args, **kwargs)
+
+        wrapper = async_wrapper
+    else:
+
+        @functools.wraps(handler)
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            request = kwargs["request"] if takes_request else kwargs.pop("request")
+            if _on_event_loop() and _needs_bridge(guard, request):
+                # sync_to_thread=False: we run on the event loop, where asgiref cannot
+                # await the async callback; do the check on a worker thread instead.
+                with concurrent.futures.ThreadPoolExecutor(1, "clerkguard-check") as pool:
+                    rejected = pool.submit(_sync_check, guard, adapter, request).result()
+            else:
+                rejected = _sync_check(guard, adapter, request)
+            if rejected is not None:
+                return rejected
+            return handler(*args, **kwargs)
+
+        wrapper = sync_wrapper
+
+    # Litestar reads inspect.signature (which stops at __signature__) and the
+    # type hints of __annotations__; functools.wraps shares the handler's dict.
+    target: Any = wrapper
+    target.__signature__ = signature.replace(parameters=parameters)
+    annotations = dict(getattr(handler, "__annotations__", {}))
+    if not takes_request:
+        annotations["request"] = Request
+    target.__annotations__ = annotations
+    target.__clerkguard__ = guard
+    return wrapper
+
+
+#: ``@require_auth`` / ``@require_auth(authorize=..., role=..., optional=...)`` for
+#: Litestar handler functions and Controller methods; place it below ``@get(...)``.
+require_auth: RequireAuth = build_require_auth(LitestarAdapter(), wrap=_wrap)
+
+
+# -- the native guard ---------------------------------------------------------------------------------
+def requires_auth(
+    *,
+    authorize: Authorize | None = None,
+    optional: bool = False,
+    auth: ClerkAuth | None = None,
+    token_sources: Sequence[TokenSource] = ("header", "cookie"),
+    allow_options: bool = True,
+    cookie_names: Iterable[str] | None = None,
+    role: str | None = None,
+    permission: str | None = None,
+    feature: str | None = None,
+    plan: str | None = None,
+    reverification: str | Reverification | None = None,
+    org: str | None = None,
+    exclude_opt_key: str = "exclude_from_auth",
+) -> _GuardFunction:
+    """A Litestar guard (``guards=[requires_auth(...)]``) for any layer.
+
+    Takes the same options as ``require_auth``. A handler whose ``opt`` has
+    ``exclude_opt_key`` set (``@get(..., exclude_from_auth=True)``) is skipped,
+    as with Litestar's authentication middleware. Failures raise
+    :class:`ClerkAuthException` subclasses (401/403/503); :class:`ClerkPlugin`
+    renders them as clerkguard's JSON body.
+    """
+    guard = require_auth.guard(
+        authorize=authorize,
+        optional=optional,
+        auth=auth,
+        token_sources=tuple(token_sources),
+        allow_options=allow_options,
+        cookie_names=tuple(cookie_names) if cookie_names is not None else None,
+        role=role,
+        permission=permission,
+        feature=feature,
+        plan=plan,
+        reverification=reverification,
+        org=org,
+    )
+
+    async def clerk_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        if handler.opt.get(exclude_opt_key):
+            return
+        try:
+            session = await guard.acheck(connection)
+        except AuthError as error:
+            raise to_exception(error) from None
+        await _store_async(connection, session)
+
+    guard_fn = cast("_GuardFunction", clerk_guard)
+    guard_fn.__clerkguard__ = guard
+    return guard_fn
+
+
+# -- the plugin -----------------------------------------------------------------------------------------
+async def _provide_session(request: Request[Any, Any, Any]) -> Session | None:
+    """The ``clerk_session`` dependency: the guard's session, or verify now."""
+    if "auth" in request.scope and isinstance(request.scope["auth"], Session):
+        return request.scope["auth"]
+    # No guard ran (or it let an OPTIONS through): a parameter typed Session is
+    # itself the requirement, so verify with the default options.
+    try:
+        session = await _dependency_guard.acheck(request)
+    except AuthError as error:
+        raise to_exception(error) from None
+    await _store_async(request, session)
+    return session
+
+
+_dependency_guard: Guard[Any] = require_auth.guard()
+
+
+class ClerkPlugin(InitPlugin, ReceiveRoutePlugin):
+    """Clerk authentication for a Litestar app: ``Litestar(plugins=[ClerkPlugin()])``.
+
+    Args:
+        auth: The :class:`ClerkAuth` (default: ``ClerkAuth()`` from ``CLERK_*``
+            environment variables, built when the app is created).
+        user_loader: ``user_loader(session, connection)`` (sync or async)
+            whose result becomes ``request.user``; default: the session itself.
+        dependency_key: Name of the injected session dependency.
+        security_scheme: Name of the OpenAPI bearer scheme; ``None`` adds none.
+        manage_lifecycle: Start the key refresher on startup and close the
+            ``ClerkAuth`` on shutdown.
+    """
+
+    def __init__(
+        self,
+        auth: ClerkAuth | None = None,
+        *,
+        user_loader: UserLoader | None = None,
+        dependency_key: str = "clerk_session",
+        security_scheme: str | None = SECURITY_SCHEME,
+        manage_lifecycle: bool = True,
+    ) -> None:
+        if user_loader is not None and not callable(user_loader):
+            raise ConfigurationError("user_loader must be callable as user_loader(session, connection)")
+        self.auth = auth
+        """The ClerkAuth every guard of the app uses unless given its own."""
+        self.user_loader = user_loader
+        """Turns a session into ``request.user``; ``None`` keeps the session."""
+        self.dependency_key = dependency_key
+        """Parameter name that receives the verified :class:`Session`."""
+        self.security_scheme = security_scheme
+        """OpenAPI security scheme name, or ``None``."""
+        self.manage_lifecycle = manage_lifecycle
+        """Whether startup/shutdown hooks run the key refresher."""
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """Register lifecycle hooks, the dependency, exception handlers and OpenAPI."""
+        if self.auth is None:
+            self.auth = ClerkAuth()
+        if self.manage_lifecycle:
+            app_config.on_startup.append(self._startup)
+            app_config.on_shutdown.append(self._shutdown)
+        app_config.dependencies.setdefault(self.dependency_key, Provide(_provide_session))
+        # Registered by class, so the app's own 401/403/503 handlers (looked up by
+        # status code first) still win: rendering stays overridable.
+        app_config.exception_handlers.setdefault(ClerkAuthException, auth_exception_handler)
+        if self.security_scheme is not None and app_config.openapi_config is not None:
+            config = app_config.openapi_config
+            components = config.components if isinstance(config.components, list) else [config.components]
+            ours = Components(
+                security_schemes={
+                    self.security_scheme: SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        bearer_format="JWT",
+                        description="A Clerk session token (Authorization: Bearer, or the __session cookie).",
+                    )
+                }
+            )
+            # A copy: the same OpenAPIConfig may serve several apps (tests do that).
+            app_config.openapi_config = dataclasses.replace(config, components=[*components, ours])
+        return app_config
+
+    def receive_route(self, route: BaseRoute) -> None:
+        """Mark every guarded operation with the bearer security requirement."""
+        if self.security_scheme is None:
+            return
+        for handler in getattr(route, "route_handlers", ()):
+            guard = _guard_of(handler)
+            takes_session = self.dependency_key in handler.parsed_fn_signature.parameters
+            if guard is None and not takes_session:
+                continue
+            requirement: list[dict[str, list[str]]] = [{self.security_scheme: []}]
+            if guard is not None and guard.options.optional and not takes_session:
+                requirement.insert(0, {})  # OpenAPI: an empty requirement means "anonymous is fine"
+            existing = list(handler.security or [])
+            handler.security = [*existing, *(r for r in requirement if r not in existing)]
+
+    async def _startup(self) -> None:
+        assert self.auth is not None
+        await _warm_up(self.auth)
+
+    async def _shutdown(self) -> None:
+        assert self.auth is not None
+        await self.auth.aclose()
+
+
+async def _warm_up(auth: ClerkAuth) -> None:
+    """Fetch keys before the first request, then keep them fresh in the background.
+
+    The fetch is bounded by ``http_timeout``; a failure is logged by the
+    keyring and the first requests fetch lazily (503 until keys arrive).
+    A fetch completed here also can't be cut off by a shutdown mid-flight.
+    """
+    if auth.jwks_uri is not None:
+        await auth.keyring.refresh_async()
+    auth.keyring.start_async_refresher()
+
+
+def _guard_of(handler: BaseRouteHandler) -> Guard[Any] | None:
+    """The clerkguard Guard protecting ``handler`` (decorator or native guard), if any."""
+    if isinstance(handler, HTTPRouteHandler) and handler.http_methods == {"OPTIONS"}:
+        return None
+    fn = unwrap_partial(handler.fn)
+    guard = getattr(fn, "__clerkguard__", None)
+    if isinstance(guard, Guard):
+        return guard
+    for layer_guard in handler.resolve_guards():
+        guard = getattr(layer_guard, "__clerkguard__", None)
+        if isinstance(guard, Guard):
+            return guard
+    return None

@@ -1,0 +1,160 @@
+"""Sanic integration: ``@require_auth`` and the :class:`ClerkGuard` extension.
+
+::
+
+    app = Sanic("api")
+    ClerkGuard(app)                      # ClerkAuth() from CLERK_* variables
+
+    @app.get("/me")
+    @require_auth(role="admin")
+    async def me(request: Request) -> HTTPResponse:
+        return json({"user_id": request.ctx.auth.user_id})
+
+The decorator goes below ``@app.get(...)`` and works on plain handlers,
+blueprint routes and :class:`~sanic.views.HTTPMethodView` (in the class's
+``decorators`` list or on a single method, where ``self`` comes first: the
+request is found by its type). The verified session is ``request.ctx.auth``
+(``None`` for an ``OPTIONS`` preflight or an anonymous ``optional`` request).
+
+Errors are answered with ``sanic.response.json`` directly, so the body is
+``{"error": ..., "reason": ...}`` whatever error format Sanic would guess.
+"""
+
+from __future__ import annotations
+
+try:
+    import sanic
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    from .errors import MissingDependencyError
+
+    raise MissingDependencyError("sanic", "sanic") from exc
+
+from typing import Any
+
+from sanic.response import HTTPResponse, json
+
+from .adapters import Adapter, RequireAuth, build_require_auth
+from .auth import ClerkAuth
+from .errors import AuthError, ConfigurationError
+from .session import Session
+
+__all__ = ["ClerkGuard", "SanicAdapter", "error_response", "require_auth"]
+
+#: Attribute of ``app.ctx`` holding the :class:`ClerkGuard` extension.
+EXTENSION_KEY = "clerkguard"
+
+
+def error_response(error: AuthError) -> HTTPResponse:
+    """The JSON answer for ``error``: ``{"error": ..., "reason": ...}`` plus its headers."""
+    return json(error.to_dict(), status=error.status, headers=error.headers())
+
+
+class SanicAdapter(Adapter[sanic.Request]):
+    """clerkguard's hooks for Sanic.
+
+    Every wrapper is a coroutine function, even around a sync handler: Sanic
+    runs sync handlers on the event loop anyway and awaits whatever a handler
+    returns, so the check can await a key fetch or an async ``authorize``
+    instead of blocking the loop.
+    """
+
+    async_only = True
+
+    def header(self, request: sanic.Request, name: str) -> str | None:
+        """A request header (case-insensitive)."""
+        value = request.headers.get(name)
+        return value if isinstance(value, str) else None
+
+    def cookie(self, request: sanic.Request, name: str) -> str | None:
+        """The cookie named exactly ``name``.
+
+        ``request.cookies.get("__session")`` would prefer a ``__Host-__session``
+        cookie; read the plain name so every framework picks the same cookie.
+        """
+        values = dict.get(request.cookies, name)
+        return values[0] if values else None
+
+    def method(self, request: sanic.Request) -> str:
+        """The HTTP method, upper case."""
+        return str(request.method).upper()
+
+    def find_request(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> sanic.Request:
+        """The request argument: first positional for functions, after ``self`` for views."""
+        for value in args:
+            if isinstance(value, sanic.Request):
+                return value
+        for value in kwargs.values():
+            if isinstance(value, sanic.Request):
+                return value
+        raise TypeError("@require_auth: the handler was called without a sanic Request argument")
+
+    def store(self, request: sanic.Request, session: Session | None) -> None:
+        """``request.ctx.auth`` = the verified session (or ``None``)."""
+        request.ctx.auth = session
+
+    def reject(self, request: sanic.Request, error: AuthError) -> HTTPResponse:
+        """A JSON error response (never Sanic's guessed HTML/text format)."""
+        return error_response(error)
+
+    def auth_for(self, request: sanic.Request) -> ClerkAuth:
+        """This adapter's ClerkAuth, else the app's :class:`ClerkGuard`'s."""
+        if self.auth is not None:
+            return self.auth
+        extension = getattr(request.app.ctx, EXTENSION_KEY, None)
+        if isinstance(extension, ClerkGuard) and extension.auth is not None:
+            return extension.auth
+        raise ConfigurationError(
+            "no ClerkAuth for this Sanic app: call ClerkGuard(app) (or init_app) "
+            "or pass auth= to require_auth"
+        )
+
+
+#: ``@require_auth`` / ``@require_auth(authorize=..., role=..., optional=...)`` for
+#: Sanic handlers, blueprint routes and HTTPMethodView methods.
+require_auth: RequireAuth = build_require_auth(SanicAdapter())
+
+
+class ClerkGuard:
+    """The Sanic extension: one :class:`ClerkAuth` per app and its key refresher.
+
+    Args:
+        app: The app (or call :meth:`init_app` later).
+        auth: The :class:`ClerkAuth` (default: ``ClerkAuth()`` from ``CLERK_*``
+            environment variables, built in :meth:`init_app`).
+
+    The listeners run in every worker process, and Sanic's test clients start
+    and stop the server around each request, so both are safe to repeat:
+    ``before_server_start`` fetches keys only when none are fresh and starts
+    the refresher; ``after_server_stop`` stops it (``ClerkAuth.aclose``), which
+    keeps the key cache, so many test-client requests make one JWKS fetch and
+    later ones keep verifying (fetching lazily when keys expire).
+    """
+
+    def __init__(self, app: sanic.Sanic[Any, Any] | None = None, auth: ClerkAuth | None = None) -> None:
+        self.auth = auth
+        """The ClerkAuth guards of the app use unless given their own."""
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: sanic.Sanic[Any, Any]) -> None:
+        """Attach to ``app`` (``app.ctx.clerkguard``) and register the listeners."""
+        if self.auth is None:
+            self.auth = ClerkAuth()
+        setattr(app.ctx, EXTENSION_KEY, self)
+        app.register_listener(self._start, "before_server_start")
+        app.register_listener(self._stop, "after_server_stop")
+
+    async def _start(self, app: sanic.Sanic[Any, Any]) -> None:
+        auth = self.auth
+        assert auth is not None
+        # Keys before the first request (bounded by http_timeout; a failure is
+        # retried lazily). Finishing the fetch here also means a server stopped
+        # right after start can't cancel it mid-flight. Later starts find the
+        # keys fresh (or the ClerkAuth closed) and fetch nothing.
+        if auth.jwks_uri is not None:
+            await auth.keyring.refresh_async()
+        auth.keyring.start_async_refresher()
+
+    async def _stop(self, app: sanic.Sanic[Any, Any]) -> None:
+        assert self.auth is not None
+        await self.auth.aclose()
