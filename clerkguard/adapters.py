@@ -4,12 +4,14 @@ One code path decides for every framework. An integration supplies a small
 :class:`Adapter` (named hooks: read a header, read a cookie, the method, where
 the request is, store the session, turn an :class:`~clerkguard.AuthError` into
 the framework's answer) and gets a ready ``require_auth`` from
-:func:`build_require_auth`. clerkguard's own Flask, Quart, Litestar and Sanic
-modules are written on exactly this API.
+:func:`build_require_auth`. clerkguard's own Flask and Quart modules are
+written on exactly this API.
 
-A minimal adapter for a framework we don't ship (Bottle)::
+A minimal adapter for a framework we don't ship (the complete, tested version
+is ``examples/bottle_adapter.py``)::
 
     import bottle
+    from clerkguard import ClerkAuth
     from clerkguard.adapters import Adapter, build_require_auth
 
     class BottleAdapter(Adapter[bottle.BaseRequest]):
@@ -24,9 +26,16 @@ A minimal adapter for a framework we don't ship (Bottle)::
         def store(self, request, session):
             request.environ["clerkguard.session"] = session
         def reject(self, request, error):
-            return bottle.HTTPResponse(error.to_dict(), error.status, error.headers())
+            return bottle.HTTPResponse(json.dumps(error.to_dict()), error.status, error.headers())
 
     require_auth = build_require_auth(BottleAdapter(auth=ClerkAuth()))
+
+What a guard decides (design section 7): ``OPTIONS`` passes untouched; the
+token comes from a ``Bearer`` ``Authorization`` header, else Clerk's session
+cookie; a Bearer header wins even when invalid, any other scheme is ignored;
+then the token is verified, the shorthand rules and ``authorize(session,
+request)`` must each return exactly ``True`` (anything else, including an
+exception, is a 403).
 """
 
 from __future__ import annotations
@@ -36,15 +45,18 @@ import functools
 import hashlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import os
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, overload
 
 from asgiref.sync import async_to_sync
 
 from .auth import Authorize, ClerkAuth
+from .config import ENV_VARS, PublishableKey
 from .errors import AuthError, ConfigurationError, Forbidden, NotAuthenticated
-from .rules import all_of, rules_from
+from .rules import Rule, all_of, rules_from
 from .session import Reverification, Session
 
 __all__ = [
@@ -52,10 +64,14 @@ __all__ = [
     "Guard",
     "GuardOptions",
     "RequireAuth",
+    "SESSION_COOKIE",
     "TokenSource",
+    "auth_from_config",
     "build_require_auth",
     "cookie_names_for",
+    "guard_of",
     "token_from_authorization",
+    "unguarded_views",
 ]
 
 logger = logging.getLogger("clerkguard.guard")
@@ -67,6 +83,20 @@ TokenSource = Literal["header", "cookie"]
 #: Clerk's session cookie (set by Clerk's frontend SDKs on the app's domain).
 SESSION_COOKIE = "__session"
 
+#: Handlers a guard has wrapped, by identity (weak: never keeps a function alive).
+#: Lets :func:`unguarded_views` spot a guard applied *above* a route decorator.
+_WRAPPED: weakref.WeakKeyDictionary[Any, None] = weakref.WeakKeyDictionary()
+
+
+@functools.lru_cache(maxsize=64)
+def _cookie_names(pk: PublishableKey | None) -> tuple[str, ...]:
+    if pk is None:
+        return (SESSION_COOKIE,)
+    text = "pk_" + ("test" if pk.instance_type == "test" else "live") + "_"
+    text += base64.b64encode(f"{pk.frontend_api}$".encode()).decode()
+    digest = base64.urlsafe_b64encode(hashlib.sha1(text.encode()).digest()).decode()  # noqa: S324 - a name, not security
+    return (f"{SESSION_COOKIE}_{digest[:8]}", SESSION_COOKIE)
+
 
 def cookie_names_for(auth: ClerkAuth | None) -> tuple[str, ...]:
     """Session cookie names, suffixed variant first (Clerk's multi-app cookies).
@@ -74,13 +104,7 @@ def cookie_names_for(auth: ClerkAuth | None) -> tuple[str, ...]:
     Clerk suffixes the cookie with the first 8 characters of the base64url
     SHA-1 of the publishable key, so two apps on one domain don't collide.
     """
-    pk = auth.publishable_key if auth is not None else None
-    if pk is None:
-        return (SESSION_COOKIE,)
-    text = "pk_" + ("test" if pk.instance_type == "test" else "live") + "_"
-    text += base64.b64encode(f"{pk.frontend_api}$".encode()).decode()
-    digest = base64.urlsafe_b64encode(hashlib.sha1(text.encode()).digest()).decode()  # noqa: S324 - a name, not security
-    return (f"{SESSION_COOKIE}_{digest[:8]}", SESSION_COOKIE)
+    return _cookie_names(auth.publishable_key if auth is not None else None)
 
 
 def token_from_authorization(value: str | None) -> str | None:
@@ -101,13 +125,22 @@ def token_from_authorization(value: str | None) -> str | None:
 class Adapter(Generic[RequestT]):
     """Named hooks a framework integration implements; the core drives them.
 
+    Subclass it, implement the six hooks that raise :class:`NotImplementedError`,
+    and pass an instance to :func:`build_require_auth`. Override
+    :meth:`auth_for`, :meth:`call_sync` and :meth:`call_async` when the
+    framework keeps its configuration on the app or runs handlers its own way.
+
     Args:
         auth: The default :class:`ClerkAuth` for guards built on this adapter.
     """
 
-    #: Handlers are awaited with this adapter's async wrapper when True even if
-    #: they are sync functions (frameworks that need a coroutine, e.g. Quart).
+    #: Always build an async wrapper, even around sync handlers (frameworks
+    #: that need a coroutine, e.g. Quart: sync views then run via ``call_async``).
     async_only: bool = False
+    #: Always build a sync wrapper, even around async handlers (Flask: each async
+    #: view runs on a fresh event loop, so the guard uses the sync key fetcher
+    #: and ``call_sync`` runs the coroutine function).
+    sync_only: bool = False
 
     def __init__(self, auth: ClerkAuth | None = None) -> None:
         self.auth = auth
@@ -160,25 +193,24 @@ class Adapter(Generic[RequestT]):
 
 @dataclass(frozen=True)
 class GuardOptions:
-    """What one ``require_auth(...)`` asks for.
-
-    Attributes:
-        authorize: ``authorize(session, request)``; exactly ``True`` allows.
-        optional: A request without a token reaches the handler with no session
-            (a token that is present must still be valid).
-        token_sources: Where to look, in order: ``"header"``, ``"cookie"``.
-        allow_options: Let ``OPTIONS`` (CORS preflight) through unauthenticated.
-        auth: A specific :class:`ClerkAuth` for this guard.
-        cookie_names: Session cookie names (default: Clerk's, derived from the key).
-    """
+    """What one ``require_auth(...)`` asks for."""
 
     authorize: Authorize | None = None
+    """``authorize(session, request)``, sync or async; exactly ``True`` allows.
+    Wins over the :class:`ClerkAuth`'s default ``authorize``."""
     optional: bool = False
+    """A request without a token reaches the handler with no session (a token
+    that is present must still be valid)."""
     token_sources: tuple[TokenSource, ...] = ("header", "cookie")
+    """Where to look, in order: ``"header"`` (``Authorization: Bearer``), ``"cookie"``."""
     allow_options: bool = True
+    """Let ``OPTIONS`` (CORS preflight) through to the framework unauthenticated."""
     auth: ClerkAuth | None = None
+    """A specific :class:`ClerkAuth` for this guard (apps with several Clerk instances)."""
     cookie_names: tuple[str, ...] | None = None
-    rules: tuple[Any, ...] = field(default=())
+    """Session cookie names (default: Clerk's ``__session`` and its suffixed variant)."""
+    rules: tuple[Rule, ...] = field(default=())
+    """Rules that must all hold before ``authorize`` runs (from ``role=``, ``permission=``...)."""
 
 
 class Guard(Generic[RequestT]):
@@ -190,16 +222,22 @@ class Guard(Generic[RequestT]):
     (``OPTIONS``, or ``optional`` without a token), or raise :class:`AuthError`.
     """
 
+    __slots__ = ("_cookies_first", "_rule", "_sources", "adapter", "options")
+
     def __init__(self, adapter: Adapter[RequestT], options: GuardOptions) -> None:
         self.adapter = adapter
         self.options = options
         for source in options.token_sources:
             if source not in ("header", "cookie"):
                 raise ConfigurationError(f"token_sources: unknown source {source!r}")
-        rules = list(options.rules)
+        if not options.token_sources:
+            raise ConfigurationError("token_sources: name at least one of 'header', 'cookie'")
         if options.authorize is not None and not callable(options.authorize):
             raise ConfigurationError("authorize must be callable as authorize(session, request)")
-        self._rules = all_of(*rules) if rules else None
+        if options.cookie_names is not None and not all(options.cookie_names):
+            raise ConfigurationError("cookie_names must be a sequence of non-empty names")
+        self._sources = options.token_sources
+        self._rule: Rule | None = all_of(*options.rules) if options.rules else None
 
     # -- pieces ------------------------------------------------------------------
     def auth(self, request: RequestT) -> ClerkAuth:
@@ -207,8 +245,11 @@ class Guard(Generic[RequestT]):
         return self.options.auth or self.adapter.auth_for(request)
 
     def token(self, request: RequestT, auth: ClerkAuth) -> str | None:
-        """The token of ``request``: a Bearer header wins, then the session cookie."""
-        for source in self.options.token_sources:
+        """The token of ``request``: a Bearer header wins, then the session cookie.
+
+        ``None`` means no token at all; ``""`` a Bearer header without credentials.
+        """
+        for source in self._sources:
             if source == "header":
                 token = token_from_authorization(self.adapter.header(request, "authorization"))
                 if token is not None:
@@ -220,82 +261,134 @@ class Guard(Generic[RequestT]):
                         return value
         return None
 
-    def _authorizer(self, auth: ClerkAuth) -> Authorize | None:
-        return self.options.authorize if self.options.authorize is not None else auth.authorize
+    def _start(self, request: RequestT) -> tuple[ClerkAuth, str] | None:
+        """Everything before verification; ``None`` = pass without a session."""
+        if self.options.allow_options and self.adapter.method(request) == "OPTIONS":
+            return None
+        auth = self.options.auth or self.adapter.auth_for(request)
+        token = self.token(request, auth)
+        if token is None:
+            if self.options.optional:
+                return None
+            raise NotAuthenticated("token-missing", "no session token was provided", token_present=False)
+        if not token:
+            # "Authorization: Bearer" with nothing after it was sent: a bad
+            # token, not an absent one (and it still wins over the cookie).
+            raise NotAuthenticated("token-malformed", "the Bearer credentials are empty")
+        return auth, token
 
-    def _passes(self, request: RequestT) -> bool:
-        return self.options.allow_options and self.adapter.method(request) == "OPTIONS"
-
-    def _no_token(self) -> NotAuthenticated:
-        return NotAuthenticated("token-missing", "no session token was provided", token_present=False)
+    def _callbacks(self, auth: ClerkAuth) -> tuple[tuple[Rule, str], ...]:
+        authorize = self.options.authorize if self.options.authorize is not None else auth.authorize
+        if self._rule is None:
+            return () if authorize is None else ((authorize, "authorize"),)
+        if authorize is None:
+            return ((self._rule, "rules"),)
+        return ((self._rule, "rules"), (authorize, "authorize"))
 
     @staticmethod
-    def _judge(result: object) -> None:
+    def _denied(result: object, what: str) -> None:
         if result is not True:
+            if what == "rules":
+                raise Forbidden("authorization-denied", "the session lacks a required role or permission")
             raise Forbidden("authorization-denied", "the authorization rule denied this session")
 
     @staticmethod
     def _failed(exc: BaseException) -> Forbidden:
-        # Fail closed: a crashing rule denies; the app's bug goes to the log.
+        # Fail closed: a crashing rule denies; the app's bug goes to the log
+        # (the exception, never the token: sessions hold claims only).
         logger.warning("authorize callback raised %s; denying", type(exc).__name__, exc_info=exc)
         return Forbidden("authorization-error", "the authorization rule failed")
 
     # -- decisions -------------------------------------------------------------------
     def check(self, request: RequestT) -> Session | None:
-        """Decide from sync code (async ``authorize`` is bridged with asgiref)."""
-        if self._passes(request):
+        """Decide from sync code (an async ``authorize`` is bridged with asgiref)."""
+        started = self._start(request)
+        if started is None:
             return None
-        auth = self.auth(request)
-        token = self.token(request, auth)
-        if token is None:
-            if self.options.optional:
-                return None
-            raise self._no_token()
+        auth, token = started
         session = auth.verify(token)
-        if self._rules is not None and self._rules(session, request) is not True:
-            raise Forbidden("authorization-denied", "the session lacks a required role or permission")
-        authorize = self._authorizer(auth)
-        if authorize is not None:
+        for callback, what in self._callbacks(auth):
             try:
-                result = authorize(session, request)
+                result = callback(session, request)
                 if inspect.isawaitable(result):
+                    # Django's user_passes_test does the same for async tests.
                     result = async_to_sync(_await)(result)
             except AuthError:
                 raise
             except Exception as exc:
                 raise self._failed(exc) from None
-            self._judge(result)
+            self._denied(result, what)
         return session
 
     async def acheck(self, request: RequestT) -> Session | None:
         """Decide from async code (a sync ``authorize`` is called inline: keep it cheap)."""
-        if self._passes(request):
+        started = self._start(request)
+        if started is None:
             return None
-        auth = self.auth(request)
-        token = self.token(request, auth)
-        if token is None:
-            if self.options.optional:
-                return None
-            raise self._no_token()
+        auth, token = started
         session = await auth.averify(token)
-        if self._rules is not None and self._rules(session, request) is not True:
-            raise Forbidden("authorization-denied", "the session lacks a required role or permission")
-        authorize = self._authorizer(auth)
-        if authorize is not None:
+        for callback, what in self._callbacks(auth):
             try:
-                result = authorize(session, request)
+                result = callback(session, request)
                 if inspect.isawaitable(result):
                     result = await result
             except AuthError:
                 raise
             except Exception as exc:
                 raise self._failed(exc) from None
-            self._judge(result)
+            self._denied(result, what)
         return session
 
 
 async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
+
+
+_OPTION_NAMES = frozenset(
+    {"authorize", "optional", "auth", "token_sources", "allow_options", "cookie_names"}
+    | {"role", "permission", "feature", "plan", "reverification", "org"}
+)
+
+
+def _options(
+    *,
+    authorize: Authorize | None = None,
+    optional: bool = False,
+    auth: ClerkAuth | None = None,
+    token_sources: Sequence[TokenSource] = ("header", "cookie"),
+    allow_options: bool = True,
+    cookie_names: Iterable[str] | None = None,
+    role: str | None = None,
+    permission: str | None = None,
+    feature: str | None = None,
+    plan: str | None = None,
+    reverification: str | Reverification | None = None,
+    org: str | None = None,
+) -> GuardOptions:
+    if isinstance(token_sources, str):
+        raise ConfigurationError("token_sources must be a sequence such as ('header', 'cookie')")
+    if isinstance(cookie_names, str):
+        raise ConfigurationError("cookie_names must be a sequence of names, not one string")
+    if auth is not None and not isinstance(auth, ClerkAuth):
+        raise ConfigurationError("auth must be a clerkguard.ClerkAuth")
+    return GuardOptions(
+        authorize=authorize,
+        optional=optional,
+        token_sources=tuple(token_sources),
+        allow_options=allow_options,
+        auth=auth,
+        cookie_names=tuple(cookie_names) if cookie_names is not None else None,
+        rules=tuple(
+            rules_from(
+                role=role,
+                permission=permission,
+                feature=feature,
+                plan=plan,
+                reverification=reverification,
+                org=org,
+            )
+        ),
+    )
 
 
 class RequireAuth:
@@ -306,6 +399,7 @@ class RequireAuth:
     ``token_sources``, ``allow_options``, ``cookie_names`` and the rule
     shorthands ``role``, ``permission``, ``feature``, ``plan``,
     ``reverification``, ``org`` (all must hold, plus ``authorize``).
+    Options are checked when the decorator is applied, not at the first request.
     """
 
     def __init__(
@@ -339,66 +433,58 @@ class RequireAuth:
         org: str | None = None,
     ) -> Callable[[F], F]: ...
 
-    def __call__(
-        self,
-        handler: Callable[..., Any] | None = None,
-        /,
-        *,
-        authorize: Authorize | None = None,
-        optional: bool = False,
-        auth: ClerkAuth | None = None,
-        token_sources: Sequence[TokenSource] = ("header", "cookie"),
-        allow_options: bool = True,
-        cookie_names: Iterable[str] | None = None,
-        role: str | None = None,
-        permission: str | None = None,
-        feature: str | None = None,
-        plan: str | None = None,
-        reverification: str | Reverification | None = None,
-        org: str | None = None,
-    ) -> Any:
-        options = GuardOptions(
-            authorize=authorize,
-            optional=optional,
-            token_sources=tuple(token_sources),
-            allow_options=allow_options,
-            auth=auth,
-            cookie_names=tuple(cookie_names) if cookie_names is not None else None,
-            rules=tuple(
-                rules_from(
-                    role=role,
-                    permission=permission,
-                    feature=feature,
-                    plan=plan,
-                    reverification=reverification,
-                    org=org,
-                )
-            ),
-        )
-        guard: Guard[Any] = Guard(self.adapter, options)
+    def __call__(self, handler: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+        guard = self.guard(**options)
         if handler is not None:
+            if options:
+                raise TypeError("use @require_auth or @require_auth(**options), not both")
             if not callable(handler):
                 raise TypeError("require_auth takes a handler, or keyword options only")
             return self._wrap(handler, guard)
-        return lambda fn: self._wrap(fn, guard)
+        wrap = self._wrap
+
+        def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+            if not callable(fn):
+                raise TypeError("require_auth(...) decorates a handler")
+            return wrap(fn, guard)
+
+        return decorator
 
     def guard(self, **options: Any) -> Guard[Any]:
-        """A :class:`Guard` with these options, for frameworks' native hooks."""
-        rule_keys = ("role", "permission", "feature", "plan", "reverification", "org")
-        rules = rules_from(**{k: options.pop(k) for k in rule_keys if k in options})
-        return Guard(self.adapter, GuardOptions(rules=tuple(rules), **options))
+        """A :class:`Guard` with these options, for frameworks' native hooks.
+
+        Takes the same keywords as ``require_auth(...)``; used e.g. by
+        ``clerkguard.flask.guard_blueprint`` in a ``before_request`` hook.
+        """
+        unknown = sorted(set(options) - _OPTION_NAMES)
+        if unknown:
+            raise TypeError(f"require_auth() got unknown option(s): {', '.join(unknown)}")
+        return Guard(self.adapter, _options(**options))
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:
     while isinstance(fn, functools.partial):
         fn = fn.func
+    # A callable object with an ``async def __call__`` is an async handler too.
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
 
 
+def _remember(handler: Callable[..., Any]) -> None:
+    try:
+        _WRAPPED[handler] = None
+    except TypeError:  # not weak-referenceable (a builtin): nothing to track
+        pass
+
+
 def _wrap_handler(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
-    """The default wrapper: same sync/async kind as the handler, metadata kept."""
+    """The default wrapper: same sync/async kind as the handler, metadata kept.
+
+    ``functools.wraps`` copies name, docstring, module and ``__wrapped__``, so
+    ``inspect.signature(wrapper)`` is the handler's signature.
+    """
     adapter = guard.adapter
-    if _is_async(handler) or adapter.async_only:
+    _remember(handler)
+    if not adapter.sync_only and (adapter.async_only or _is_async(handler)):
 
         @functools.wraps(handler)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -425,6 +511,64 @@ def _wrap_handler(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..
 
     sync_wrapper.__clerkguard__ = guard  # type: ignore[attr-defined]
     return sync_wrapper
+
+
+def guard_of(handler: Callable[..., Any]) -> Guard[Any] | None:
+    """The outermost :class:`Guard` on ``handler`` (following ``__wrapped__``), or ``None``."""
+    seen = 0
+    fn: Any = handler
+    while fn is not None and seen < 100:  # bounded: a __wrapped__ cycle must not hang
+        guard = getattr(fn, "__clerkguard__", None)
+        if isinstance(guard, Guard):
+            return guard
+        fn = getattr(fn, "__wrapped__", None)
+        seen += 1
+    return None
+
+
+def unguarded_views(view_functions: Mapping[str, Callable[..., Any]]) -> list[str]:
+    """Endpoints registered with a handler that ``require_auth`` wrapped *afterwards*.
+
+    The classic silent bypass: with the guard above the route decorator::
+
+        @require_auth          # wraps the function AFTER ...
+        @app.route("/secret")  # ... this registered the bare function
+        def secret(): ...
+
+    the framework serves the bare, unguarded function. Such a function is
+    registered *and* was wrapped by a guard; a correctly ordered route
+    registers the wrapper instead. Adapters call this at startup and on the
+    first request with the framework's ``endpoint -> view`` mapping.
+    """
+    return sorted(
+        endpoint for endpoint, view in view_functions.items() if _is_wrapped(view) and guard_of(view) is None
+    )
+
+
+def _is_wrapped(view: Callable[..., Any]) -> bool:
+    try:
+        return view in _WRAPPED
+    except TypeError:
+        return False
+
+
+def auth_from_config(config: Mapping[str, Any], env: Mapping[str, str] | None = None) -> ClerkAuth:
+    """A :class:`ClerkAuth` from an app's ``CLERK_*`` settings, then the environment.
+
+    ``config`` is a framework's configuration mapping (Flask/Quart/Sanic
+    ``app.config``); each ``CLERK_*`` variable of :data:`clerkguard.config.ENV_VARS`
+    found there wins over the process environment (``CLERK_AUTHORIZED_PARTIES``
+    may be a list). For any other option, build the ``ClerkAuth`` yourself.
+    """
+    merged = dict(os.environ if env is None else env)
+    for variable in ENV_VARS.values():
+        value = config.get(variable)
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple, set, frozenset)):
+            value = ",".join(value)
+        merged[variable] = str(value)
+    return ClerkAuth(env=merged)
 
 
 def build_require_auth(

@@ -1,17 +1,23 @@
 """Composable authorization rules for ``require_auth(authorize=...)``.
 
-Each rule is an ``authorize(session, request)`` callable that returns exactly
-``True`` or ``False``; combine them with :func:`all_of` / :func:`any_of`::
+Each rule is an ``authorize(session, request)`` callable; combine rules (and
+your own callables, sync or async) with :func:`all_of` / :func:`any_of`::
 
     require_auth(authorize=any_of(has_role("admin"), has_permission("org:billing:manage")))
 
 ``require_auth(role=..., permission=..., feature=..., plan=...,
 reverification=..., org=...)`` builds the same rules for you.
+
+The built-in rules are pure and cheap, so guards call them inline, even on an
+event loop. :func:`all_of` and :func:`any_of` stay synchronous while their
+members are, and become awaitable from the first member that returns an
+awaitable (an ``async def`` rule), so a sync rule set costs no event loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .session import Reverification, Session
@@ -29,20 +35,24 @@ __all__ = [
     "rules_from",
 ]
 
-Rule = Callable[[Session, Any], bool]
+#: ``rule(session, request)``: exactly ``True`` allows (may return an awaitable).
+Rule = Callable[[Session, Any], "bool | Awaitable[bool]"]
 
 
 class _Rule:
-    """A named, pure rule (cheap, so it is called inline, even on an event loop)."""
+    """A named rule; ``repr`` shows what it checks (handy in logs and tests)."""
 
     __slots__ = ("_check", "_name")
 
-    def __init__(self, name: str, check: Callable[[Session, Any], bool]) -> None:
+    def __init__(self, name: str, check: Callable[[Session, Any], bool | Awaitable[bool]]) -> None:
         self._name = name
         self._check = check
 
-    def __call__(self, session: Session, request: Any = None) -> bool:
-        return self._check(session, request) is True
+    def __call__(self, session: Session, request: Any = None) -> bool | Awaitable[bool]:
+        result = self._check(session, request)
+        if inspect.isawaitable(result):
+            return result
+        return result is True
 
     def __repr__(self) -> str:
         return self._name
@@ -78,28 +88,68 @@ def in_org(org: str) -> Rule:
     return _Rule(f"in_org({org!r})", lambda s, _: s.org_id is not None and org in (s.org_id, s.org_slug))
 
 
-def _allows(rule: Rule, session: Session, request: Any) -> bool:
-    return rule(session, request) is True
+def _combine(rules: tuple[Rule, ...], stop_on: bool) -> Callable[[Session, Any], bool | Awaitable[bool]]:
+    """Evaluate ``rules`` in order until one returns ``stop_on`` (short-circuit).
+
+    ``all_of`` stops on the first non-``True`` (deny), ``any_of`` on the first
+    ``True`` (allow). Only exactly ``True`` counts as allowing: ``1`` or
+    ``"yes"`` do not.
+    """
+
+    def check(session: Session, request: Any) -> bool | Awaitable[bool]:
+        for index, rule in enumerate(rules):
+            result = rule(session, request)
+            if inspect.isawaitable(result):
+                return _continue_async(result, rules[index + 1 :], session, request, stop_on)
+            if (result is True) is stop_on:
+                return stop_on
+        return not stop_on
+
+    return check
+
+
+async def _continue_async(
+    pending: Awaitable[Any], rest: tuple[Rule, ...], session: Session, request: Any, stop_on: bool
+) -> bool:
+    if ((await pending) is True) is stop_on:
+        return stop_on
+    for rule in rest:
+        result = rule(session, request)
+        if inspect.isawaitable(result):
+            result = await result
+        if (result is True) is stop_on:
+            return stop_on
+    return not stop_on
 
 
 def all_of(*rules: Rule) -> Rule:
-    """Allow only when every rule returns exactly ``True`` (sync rules only)."""
+    """Allow only when every rule returns exactly ``True`` (stops at the first denial)."""
     if not rules:
         raise ValueError("all_of() needs at least one rule")
-    name = f"all_of({', '.join(map(repr, rules))})"
-    return _Rule(name, lambda s, r: all(_allows(rule, s, r) for rule in rules))
+    _check_callable(rules)
+    return _Rule(f"all_of({', '.join(map(repr, rules))})", _combine(rules, stop_on=False))
 
 
 def any_of(*rules: Rule) -> Rule:
-    """Allow when at least one rule returns exactly ``True`` (sync rules only)."""
+    """Allow when at least one rule returns exactly ``True`` (stops at the first).
+
+    A rule that raises is not skipped: the exception propagates, and a guard
+    turns it into a 403 (fail closed).
+    """
     if not rules:
         raise ValueError("any_of() needs at least one rule")
-    name = f"any_of({', '.join(map(repr, rules))})"
-    return _Rule(name, lambda s, r: any(_allows(rule, s, r) for rule in rules))
+    _check_callable(rules)
+    return _Rule(f"any_of({', '.join(map(repr, rules))})", _combine(rules, stop_on=True))
+
+
+def _check_callable(rules: tuple[Any, ...]) -> None:
+    for rule in rules:
+        if not callable(rule):
+            raise TypeError(f"rules must be callables rule(session, request), got {type(rule).__name__}")
 
 
 def is_inline(rule: object) -> bool:
-    """True for clerkguard's own pure rules."""
+    """True for clerkguard's own rules (pure, cheap; safe to call on an event loop)."""
     return isinstance(rule, _Rule)
 
 

@@ -23,8 +23,8 @@ from .table import mint_tokens
 
 #: Frameworks in the shared table; each name is also the package to import.
 FRAMEWORKS: list[str] = [
-    # one line per framework, e.g. "flask",
-    "litestar",
+    "flask",
+
     "sanic",
 ]
 

@@ -1,0 +1,319 @@
+"""Flask integration: ``ClerkGuard`` extension, ``@require_auth``, ``current_auth``.
+
+::
+
+    from flask import Flask
+    from clerkguard.flask import ClerkGuard, current_auth, require_auth
+
+    app = Flask(__name__)
+    ClerkGuard(app)  # CLERK_* from app.config, then the environment
+
+    @app.get("/me")
+    @require_auth  # below the route decorator
+    def me():
+        return {"user_id": current_auth.user_id}
+
+Glue only: every decision is :class:`clerkguard.adapters.Guard`'s. Flask runs
+each async view on a fresh event loop, so guards here are always synchronous
+(the sync key fetcher, shared across threads) and call the view through
+``current_app.ensure_sync``. A rejection is raised as an
+:class:`AuthHTTPException` (a werkzeug ``HTTPException``), so the app's own
+``errorhandler(401)``/``(403)``/``(503)`` can render it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from .errors import MissingDependencyError
+
+try:
+    import flask
+    from flask import current_app, g
+    from werkzeug import exceptions as http
+    from werkzeug.local import LocalProxy
+except ImportError:  # pragma: no cover - exercised in a venv without Flask
+    raise MissingDependencyError("flask", "flask") from None
+
+from .adapters import (
+    Adapter,
+    Guard,
+    RequireAuth,
+    auth_from_config,
+    build_require_auth,
+    unguarded_views,
+)
+from .auth import ClerkAuth
+from .errors import AuthError, ConfigurationError
+from .session import Session
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+    from werkzeug.wrappers.request import Request as WSGIRequest
+
+__all__ = [
+    "AuthHTTPException",
+    "ClerkGuard",
+    "FlaskAdapter",
+    "current_auth",
+    "get_auth",
+    "guard_blueprint",
+    "require_auth",
+]
+
+logger = logging.getLogger("clerkguard.flask")
+
+#: ``app.extensions`` key of the extension's per-app state.
+EXTENSION = "clerkguard"
+#: Attribute of ``flask.g`` holding the request's session (prefixed: ``g`` is shared).
+G_ATTRIBUTE = "_clerkguard_session"
+
+
+class AuthHTTPException(http.HTTPException):
+    """A werkzeug ``HTTPException`` carrying an :class:`~clerkguard.AuthError`.
+
+    Renders itself (``get_response``) as the guard's JSON body with the
+    ``WWW-Authenticate`` / ``Retry-After`` headers, so it is correct even in an
+    app without the extension. Raised as :class:`AuthUnauthorized`,
+    :class:`AuthForbidden` or :class:`AuthUnavailable`, which also subclass
+    werkzeug's ``Unauthorized``/``Forbidden``/``ServiceUnavailable``: Flask finds
+    an app's ``errorhandler(401)`` for them before the extension's default.
+
+    Attributes:
+        error: The :class:`~clerkguard.AuthError` (``.status``, ``.reason``, ...).
+    """
+
+    def __init__(self, error: AuthError) -> None:
+        super().__init__(description=error.detail)
+        self.error = error
+        self.code = error.status
+
+    @staticmethod
+    def for_error(error: AuthError) -> AuthHTTPException:
+        """The exception class matching ``error.status``, instantiated."""
+        return _BY_STATUS.get(error.status, AuthHTTPException)(error)
+
+    def get_response(
+        self,
+        environ: WSGIEnvironment | WSGIRequest | None = None,
+        scope: dict[str, Any] | None = None,
+    ) -> flask.Response:
+        """The JSON error response: ``{"error": ..., "reason": ...}`` plus headers."""
+        return flask.Response(
+            json.dumps(self.error.to_dict()),
+            status=self.error.status,
+            headers=self.error.headers(),
+            mimetype="application/json",
+        )
+
+
+class AuthUnauthorized(AuthHTTPException, http.Unauthorized):
+    """401 from a guard (found by ``errorhandler(401)``)."""
+
+
+class AuthForbidden(AuthHTTPException, http.Forbidden):
+    """403 from a guard (found by ``errorhandler(403)``)."""
+
+
+class AuthUnavailable(AuthHTTPException, http.ServiceUnavailable):
+    """503 from a guard: no signing keys (found by ``errorhandler(503)``)."""
+
+
+_BY_STATUS: dict[int, type[AuthHTTPException]] = {
+    401: AuthUnauthorized,
+    403: AuthForbidden,
+    503: AuthUnavailable,
+}
+
+
+def _render(error: AuthHTTPException) -> flask.Response:
+    return error.get_response()
+
+
+@dataclass
+class _State:
+    """What ``app.extensions["clerkguard"]`` holds."""
+
+    auth: ClerkAuth
+    check_decorator_order: bool = True
+    #: Endpoints found misordered at the first request (``None``: not scanned yet).
+    misordered: frozenset[str] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+_lazy_lock = threading.Lock()
+
+
+def _state(app: flask.Flask) -> _State:
+    state = app.extensions.get(EXTENSION)
+    if state is None:
+        # ``@require_auth`` without ``ClerkGuard(app)``: configure from
+        # app.config/env once (no hooks: Flask forbids setup after the first request).
+        with _lazy_lock:
+            state = app.extensions.get(EXTENSION)
+            if state is None:
+                state = app.extensions[EXTENSION] = _State(auth_from_config(app.config))
+    return cast(_State, state)
+
+
+class FlaskAdapter(Adapter[flask.Request]):
+    """The :class:`~clerkguard.adapters.Adapter` hooks for Flask."""
+
+    sync_only = True
+
+    def header(self, request: flask.Request, name: str) -> str | None:
+        """A request header."""
+        return request.headers.get(name)
+
+    def cookie(self, request: flask.Request, name: str) -> str | None:
+        """A request cookie."""
+        return request.cookies.get(name)
+
+    def method(self, request: flask.Request) -> str:
+        """The request method."""
+        return request.method
+
+    def find_request(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> flask.Request:
+        """The real request object behind ``flask.request`` (what ``authorize`` gets)."""
+        return cast(flask.Request, flask.request._get_current_object())  # type: ignore[attr-defined]
+
+    def store(self, request: flask.Request, session: Session | None) -> None:
+        """Put the session on ``g`` (read it through :data:`current_auth`)."""
+        setattr(g, G_ATTRIBUTE, session)
+
+    def reject(self, request: flask.Request, error: AuthError) -> Any:
+        """Raise the :class:`AuthHTTPException` for ``error``."""
+        raise AuthHTTPException.for_error(error) from None
+
+    def auth_for(self, request: flask.Request) -> ClerkAuth:
+        """The app's :class:`ClerkAuth` (from the extension, else built from config/env)."""
+        return _state(current_app._get_current_object()).auth  # type: ignore[attr-defined]
+
+    def call_sync(self, handler: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Call the view the way Flask does (async views on a fresh loop)."""
+        return current_app.ensure_sync(handler)(*args, **kwargs)
+
+
+#: ``@require_auth`` / ``@require_auth(authorize=..., optional=..., role=..., auth=...)``.
+require_auth: RequireAuth = build_require_auth(FlaskAdapter())
+
+
+def get_auth() -> Session | None:
+    """The session a guard verified for this request; ``None`` when there is none."""
+    session: Session | None = g.get(G_ATTRIBUTE)
+    return session
+
+
+#: The request's verified :class:`~clerkguard.Session` (a werkzeug ``LocalProxy``).
+#: Falsy when the route let the request through without a session
+#: (``optional=True``, ``OPTIONS``); use ``if current_auth:``, not ``is None``,
+#: or call :func:`get_auth`.
+current_auth: Session = cast(Session, LocalProxy(get_auth))
+
+
+def guard_blueprint(blueprint: flask.Blueprint | flask.Flask, **options: Any) -> Guard[flask.Request]:
+    """Guard every view of ``blueprint`` (or a whole app) in one line.
+
+    Registers a ``before_request`` hook running one guard with the options
+    of ``require_auth(...)`` (``role=``, ``authorize=``, ``optional=``...)::
+
+        admin = Blueprint("admin", __name__)
+        guard_blueprint(admin, role="admin")
+
+    Returns the :class:`~clerkguard.adapters.Guard` it installed.
+    """
+    guard: Guard[flask.Request] = require_auth.guard(**options)
+
+    def clerkguard_before_request() -> None:
+        request = flask.request._get_current_object()  # type: ignore[attr-defined]
+        try:
+            session = guard.check(request)
+        except AuthError as error:
+            raise AuthHTTPException.for_error(error) from None
+        setattr(g, G_ATTRIBUTE, session)
+
+    blueprint.before_request(clerkguard_before_request)
+    return guard
+
+
+class ClerkGuard:
+    """The Flask extension: one :class:`ClerkAuth` per app, error rendering, checks.
+
+    ``ClerkGuard(app)`` or ``guard = ClerkGuard(); guard.init_app(app)``
+    (application factories). State lives in ``app.extensions["clerkguard"]``;
+    the extension keeps no reference to any app.
+
+    Args:
+        app: The app to initialise now.
+        auth: The :class:`ClerkAuth` for every app this extension initialises;
+            when omitted, each app gets one built from its ``CLERK_*`` config
+            keys, falling back to the environment.
+        check_decorator_order: Refuse routes whose view was wrapped by
+            ``require_auth`` only *after* the route decorator registered it
+            (the guard written above ``@app.route``): a
+            :class:`~clerkguard.ConfigurationError` at ``init_app`` for views
+            registered by then, and for the others on every request to them.
+    """
+
+    def __init__(
+        self,
+        app: flask.Flask | None = None,
+        auth: ClerkAuth | None = None,
+        *,
+        check_decorator_order: bool = True,
+    ) -> None:
+        self.auth = auth
+        self.check_decorator_order = check_decorator_order
+        if app is not None:
+            self.init_app(app)
+
+    #: The module's decorator, for ``guard.require_auth`` style.
+    require_auth: RequireAuth = require_auth
+
+    def init_app(self, app: flask.Flask, auth: ClerkAuth | None = None) -> None:
+        """Configure ``app``: its ClerkAuth, the JSON error handler, the order check."""
+        resolved = auth or self.auth or auth_from_config(app.config)
+        state = _State(resolved, self.check_decorator_order)
+        app.extensions[EXTENSION] = state
+        app.register_error_handler(AuthHTTPException, _render)
+        if not self.check_decorator_order:
+            return
+        _refuse_misordered(unguarded_views(app.view_functions))
+
+        def clerkguard_check_decorator_order() -> None:
+            misordered = state.misordered
+            if misordered is None:
+                with state.lock:
+                    if state.misordered is None:
+                        # Complete now: Flask refuses new routes after the first request.
+                        found = unguarded_views(current_app.view_functions)
+                        if found:
+                            logger.error(
+                                "require_auth is applied above the route decorator of %s; "
+                                "those views are NOT guarded and will answer 500",
+                                ", ".join(found),
+                            )
+                        state.misordered = frozenset(found)
+                misordered = state.misordered
+            if misordered and flask.request.endpoint in misordered:
+                _refuse_misordered([flask.request.endpoint])
+
+        app.before_request(clerkguard_check_decorator_order)
+
+    def auth_for(self, app: flask.Flask) -> ClerkAuth:
+        """The :class:`ClerkAuth` ``app`` uses."""
+        return _state(app).auth
+
+
+def _refuse_misordered(endpoints: Iterable[str | None]) -> None:
+    names = [e for e in endpoints if e]
+    if names:
+        raise ConfigurationError(
+            f"require_auth is above the route decorator for {', '.join(sorted(names))}: "
+            "the route registered the unguarded function. Put @require_auth below @app.route."
+        )
