@@ -41,7 +41,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
 import asyncio
 import concurrent.futures
-import dataclasses
+import copy
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -491,8 +491,11 @@ class ClerkPlugin(InitPlugin, ReceiveRoutePlugin):
                     )
                 }
             )
-            # A copy: the same OpenAPIConfig may serve several apps (tests do that).
-            app_config.openapi_config = dataclasses.replace(config, components=[*components, ours])
+            # A shallow copy: the same OpenAPIConfig may serve several apps, and
+            # dataclasses.replace would rerun its __post_init__ (deprecation warnings).
+            config = copy.copy(config)
+            config.components = [*components, ours]
+            app_config.openapi_config = config
         return app_config
 
     def receive_route(self, route: BaseRoute) -> None:

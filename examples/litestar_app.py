@@ -1,0 +1,190 @@
+"""A Litestar API protected by Clerk session tokens.
+
+Configure it from the environment and run it with any ASGI server::
+
+    export CLERK_PUBLISHABLE_KEY=pk_test_...      # or CLERK_JWKS_URI / CLERK_SECRET_KEY
+    uvicorn examples.litestar_app:app --port 8000
+
+Try it without Clerk: ``clerkguard dev-issuer`` prints ``CLERK_*`` variables
+for a local issuer and mints tokens. The OpenAPI document at
+``/schema/openapi.json`` shows the ``ClerkBearer`` scheme on every guarded
+operation.
+
+These are the routes of clerkguard's shared adapter test table, so every
+framework example answers the same requests the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from litestar import Controller, Litestar, Request, Response, get, route
+from litestar.di import NamedDependency
+from litestar.openapi import OpenAPIConfig
+
+from clerkguard import Session
+from clerkguard.litestar import ClerkPlugin, require_auth, requires_auth
+from clerkguard.rules import has_permission
+
+AnyRequest = Request[Any, Any, Any]
+
+#: The only user ``/async-authorize`` lets through.
+ALLOWED_USER = "user_allowed"
+
+
+async def allow_one_user(session: Session, request: AnyRequest) -> bool:
+    """An async ``authorize``: it could await a database; here it checks the id."""
+    await asyncio.sleep(0)
+    return session.user_id == ALLOWED_USER
+
+
+def crashing_rule(session: Session, request: AnyRequest) -> bool:
+    """A buggy rule: clerkguard answers 403 ``authorization-error``, never 500."""
+    raise RuntimeError("bug in the rule")
+
+
+def truthy_rule(session: Session, request: AnyRequest) -> Any:
+    """Returns ``1``: only exactly ``True`` allows, so this denies."""
+    return 1
+
+
+def got_litestar_request(session: Session, request: object) -> bool:
+    """``authorize`` is called as ``authorize(session, request)`` with Litestar's Request."""
+    return isinstance(request, Request)
+
+
+def user(request: AnyRequest) -> dict[str, Any]:
+    """The JSON most routes answer with."""
+    return {"user_id": request.auth.user_id}
+
+
+@get("/protected")
+@require_auth
+async def protected(request: AnyRequest) -> dict[str, Any]:
+    """Any signed-in user; ``request.auth`` is the verified :class:`Session`."""
+    return {"user_id": request.auth.user_id, "org_role": request.auth.org_role}
+
+
+@get("/admin")
+@require_auth(role="admin")
+async def admin(request: AnyRequest) -> dict[str, Any]:
+    """Organization admins only."""
+    return user(request)
+
+
+@get("/perm")
+@require_auth(authorize=has_permission("org:reports:read"))
+async def perm(request: AnyRequest) -> dict[str, Any]:
+    """Members whose organization grants ``org:reports:read``."""
+    return user(request)
+
+
+@get("/async-authorize")
+@require_auth(authorize=allow_one_user)
+async def async_authorize(request: AnyRequest) -> dict[str, Any]:
+    """An async authorization callback."""
+    return user(request)
+
+
+@get("/authorize-raises")
+@require_auth(authorize=crashing_rule)
+async def authorize_raises(request: AnyRequest) -> dict[str, Any]:
+    """Never reached: the rule raises."""
+    return user(request)
+
+
+@get("/truthy")
+@require_auth(authorize=truthy_rule)
+async def truthy(request: AnyRequest) -> dict[str, Any]:
+    """Never reached: ``1`` is not ``True``."""
+    return user(request)
+
+
+@get("/request-arg")
+@require_auth(authorize=got_litestar_request)
+async def request_arg(request: AnyRequest) -> dict[str, Any]:
+    """Allowed when the callback received Litestar's own request object."""
+    return user(request)
+
+
+@get("/optional")
+@require_auth(optional=True)
+async def optional(request: AnyRequest) -> dict[str, Any]:
+    """Anonymous or signed in (a token that is sent must still be valid)."""
+    session: Session | None = request.auth
+    return {"user_id": session.user_id if session is not None else None}
+
+
+@route("/preflight", http_method=["GET", "OPTIONS"])
+@require_auth
+async def preflight(request: AnyRequest) -> Response[Any]:
+    """``OPTIONS`` (CORS preflight) reaches the handler without authentication."""
+    if request.method == "OPTIONS":
+        return Response(content=None, status_code=204)
+    return Response(content=user(request))
+
+
+@get("/sync", sync_to_thread=True)
+@require_auth
+def sync_handler(request: AnyRequest) -> dict[str, Any]:
+    """A sync handler stays sync (it runs in a worker thread, as asked)."""
+    return {"user_id": request.auth.user_id, "kind": "sync"}
+
+
+@get("/async")
+@require_auth
+async def async_handler(clerk_session: NamedDependency[Session]) -> dict[str, Any]:
+    """No ``request`` parameter needed: the plugin injects the session by type."""
+    return {"user_id": clerk_session.user_id, "kind": "async"}
+
+
+@get("/me")
+async def me(clerk_session: NamedDependency[Session]) -> dict[str, Any]:
+    """The plugin's dependency: asking for the session requires a verified token."""
+    return {"user_id": clerk_session.user_id, "org_id": clerk_session.org_id}
+
+
+class ReportsController(Controller):
+    """A whole controller behind the native guard."""
+
+    path = "/reports"
+    guards = [requires_auth(permission="org:reports:read")]  # noqa: RUF012 - Litestar's layer API
+
+    @get("/")
+    async def list_reports(self, request: AnyRequest) -> dict[str, Any]:
+        """``request.user`` is the session too (no user loader configured)."""
+        return {"user_id": request.user.user_id, "reports": []}
+
+    @get("/public", exclude_from_auth=True)
+    async def public(self) -> dict[str, Any]:
+        """Opted out of the controller's guard with ``exclude_from_auth``."""
+        return {"public": True}
+
+
+@get("/health", sync_to_thread=False)
+def health() -> dict[str, Any]:
+    """Unprotected."""
+    return {"ok": True}
+
+
+app = Litestar(
+    route_handlers=[
+        protected,
+        admin,
+        perm,
+        async_authorize,
+        authorize_raises,
+        truthy,
+        request_arg,
+        optional,
+        preflight,
+        sync_handler,
+        async_handler,
+        me,
+        ReportsController,
+        health,
+    ],
+    plugins=[ClerkPlugin()],  # ClerkAuth() from the CLERK_* environment variables
+    openapi_config=OpenAPIConfig(title="clerkguard Litestar example", version="1.0.0"),
+)
