@@ -24,6 +24,7 @@ from .table import mint_tokens
 #: Frameworks in the shared table; each name is also the package to import.
 FRAMEWORKS: list[str] = [
     "flask",
+    "quart",
     "litestar",
     "sanic",
 ]

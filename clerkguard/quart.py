@@ -1,0 +1,333 @@
+"""Quart integration: ``ClerkGuard`` extension, ``@require_auth``, ``current_auth``.
+
+::
+
+    from quart import Quart
+    from clerkguard.quart import ClerkGuard, current_auth, require_auth
+
+    app = Quart(__name__)
+    ClerkGuard(app)  # CLERK_* from app.config, then the environment
+
+    @app.get("/me")
+    @require_auth  # below the route decorator
+    async def me():
+        return {"user_id": current_auth.user_id}
+
+Glue only: every decision is :class:`clerkguard.adapters.Guard`'s. Wrappers
+are always async (the async key fetcher, never blocking the loop); sync views
+run through ``current_app.ensure_async`` as Quart runs them. Websocket routes
+are guarded before ``accept()``: a rejected handshake gets the same status and
+JSON body as HTTP (ASGI ``websocket.http.response``; servers without that
+extension close the handshake instead). ``before_serving``/``after_serving``
+start and stop the background key refresher; without them (test clients)
+keys are fetched lazily, which is fully correct.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
+
+from .errors import MissingDependencyError
+
+try:
+    import quart
+    from quart import current_app, g, has_websocket_context
+    from werkzeug import exceptions as http
+    from werkzeug.local import LocalProxy
+except ImportError:  # pragma: no cover - exercised in a venv without Quart
+    raise MissingDependencyError("quart", "quart") from None
+
+from .adapters import (
+    Adapter,
+    Guard,
+    RequireAuth,
+    auth_from_config,
+    build_require_auth,
+    unguarded_views,
+)
+from .auth import ClerkAuth
+from .errors import AuthError, ConfigurationError
+from .session import Session
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+    from werkzeug.wrappers.request import Request as WSGIRequest
+
+__all__ = [
+    "AuthHTTPException",
+    "ClerkGuard",
+    "QuartAdapter",
+    "current_auth",
+    "get_auth",
+    "guard_blueprint",
+    "require_auth",
+]
+
+logger = logging.getLogger("clerkguard.quart")
+
+#: ``app.extensions`` key of the extension's per-app state.
+EXTENSION = "clerkguard"
+#: Attribute of ``quart.g`` holding the request's session (prefixed: ``g`` is shared).
+G_ATTRIBUTE = "_clerkguard_session"
+
+#: What a guarded Quart handler sees: an HTTP request or a websocket.
+Connection: TypeAlias = quart.Request | quart.Websocket
+
+
+class AuthHTTPException(http.HTTPException):
+    """A werkzeug ``HTTPException`` carrying an :class:`~clerkguard.AuthError`.
+
+    Renders itself as the guard's JSON body with its headers; raised as
+    :class:`AuthUnauthorized`, :class:`AuthForbidden` or :class:`AuthUnavailable`
+    so an app's ``errorhandler(401)``/``(403)``/``(503)`` takes precedence over
+    the extension's default handler.
+
+    Attributes:
+        error: The :class:`~clerkguard.AuthError`.
+    """
+
+    def __init__(self, error: AuthError) -> None:
+        super().__init__(description=error.detail)
+        self.error = error
+        self.code = error.status
+
+    @staticmethod
+    def for_error(error: AuthError) -> AuthHTTPException:
+        """The exception class matching ``error.status``, instantiated."""
+        return _BY_STATUS.get(error.status, AuthHTTPException)(error)
+
+    # Quart renders a raised HTTPException with get_response() and accepts its
+    # own Response type there, which is not werkzeug's (hence the ignore).
+    def get_response(  # type: ignore[override]
+        self,
+        environ: WSGIEnvironment | WSGIRequest | None = None,
+        scope: dict[str, Any] | None = None,
+    ) -> quart.Response:
+        """The JSON error response: ``{"error": ..., "reason": ...}`` plus headers."""
+        return quart.Response(
+            json.dumps(self.error.to_dict()),
+            status=self.error.status,
+            headers=self.error.headers(),
+            mimetype="application/json",
+        )
+
+
+class AuthUnauthorized(AuthHTTPException, http.Unauthorized):
+    """401 from a guard (found by ``errorhandler(401)``)."""
+
+
+class AuthForbidden(AuthHTTPException, http.Forbidden):
+    """403 from a guard (found by ``errorhandler(403)``)."""
+
+
+class AuthUnavailable(AuthHTTPException, http.ServiceUnavailable):
+    """503 from a guard: no signing keys (found by ``errorhandler(503)``)."""
+
+
+_BY_STATUS: dict[int, type[AuthHTTPException]] = {
+    401: AuthUnauthorized,
+    403: AuthForbidden,
+    503: AuthUnavailable,
+}
+
+
+def _render(error: AuthHTTPException) -> quart.Response:
+    return error.get_response()
+
+
+@dataclass
+class _State:
+    """What ``app.extensions["clerkguard"]`` holds."""
+
+    auth: ClerkAuth
+    misordered: frozenset[str] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+_lazy_lock = threading.Lock()
+
+
+def _state(app: quart.Quart) -> _State:
+    state = app.extensions.get(EXTENSION)
+    if state is None:
+        # ``@require_auth`` without ``ClerkGuard(app)``: configure from app.config/env once.
+        with _lazy_lock:
+            state = app.extensions.get(EXTENSION)
+            if state is None:
+                state = app.extensions[EXTENSION] = _State(auth_from_config(app.config))
+    return cast(_State, state)
+
+
+def _connection() -> Connection:
+    if has_websocket_context():
+        return cast(quart.Websocket, quart.websocket._get_current_object())  # type: ignore[attr-defined]
+    return cast(quart.Request, quart.request._get_current_object())  # type: ignore[attr-defined]
+
+
+class QuartAdapter(Adapter[Connection]):
+    """The :class:`~clerkguard.adapters.Adapter` hooks for Quart (requests and websockets)."""
+
+    async_only = True
+
+    def header(self, request: Connection, name: str) -> str | None:
+        """A request header."""
+        return request.headers.get(name)
+
+    def cookie(self, request: Connection, name: str) -> str | None:
+        """A request cookie."""
+        return request.cookies.get(name)
+
+    def method(self, request: Connection) -> str:
+        """The request method (``GET`` for a websocket handshake)."""
+        return request.method
+
+    def find_request(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Connection:
+        """The real request (or websocket) object (what ``authorize`` gets)."""
+        return _connection()
+
+    def store(self, request: Connection, session: Session | None) -> None:
+        """Put the session on ``g`` (read it through :data:`current_auth`)."""
+        setattr(g, G_ATTRIBUTE, session)
+
+    def reject(self, request: Connection, error: AuthError) -> Any:
+        """Raise the :class:`AuthHTTPException` for ``error`` (before any websocket accept)."""
+        raise AuthHTTPException.for_error(error) from None
+
+    def auth_for(self, request: Connection) -> ClerkAuth:
+        """The app's :class:`ClerkAuth` (from the extension, else built from config/env)."""
+        return _state(current_app._get_current_object()).auth  # type: ignore[attr-defined]
+
+    async def call_async(
+        self, handler: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """Call the view the way Quart does (sync views in a worker thread)."""
+        return await current_app.ensure_async(handler)(*args, **kwargs)
+
+
+#: ``@require_auth`` / ``@require_auth(authorize=..., optional=..., role=..., auth=...)``.
+require_auth: RequireAuth = build_require_auth(QuartAdapter())
+
+
+def get_auth() -> Session | None:
+    """The session a guard verified for this request; ``None`` when there is none."""
+    session: Session | None = g.get(G_ATTRIBUTE)
+    return session
+
+
+#: The request's verified :class:`~clerkguard.Session` (a werkzeug ``LocalProxy``).
+#: Falsy when the route let the request through without a session
+#: (``optional=True``, ``OPTIONS``); use ``if current_auth:`` or :func:`get_auth`.
+current_auth: Session = cast(Session, LocalProxy(get_auth))
+
+
+def guard_blueprint(blueprint: quart.Blueprint | quart.Quart, **options: Any) -> Guard[Connection]:
+    """Guard every HTTP and websocket route of ``blueprint`` (or an app) in one line.
+
+    Takes the options of ``require_auth(...)``; returns the installed
+    :class:`~clerkguard.adapters.Guard`.
+    """
+    guard: Guard[Connection] = require_auth.guard(**options)
+
+    async def clerkguard_before() -> None:
+        connection = _connection()
+        try:
+            session = await guard.acheck(connection)
+        except AuthError as error:
+            raise AuthHTTPException.for_error(error) from None
+        setattr(g, G_ATTRIBUTE, session)
+
+    blueprint.before_request(clerkguard_before)
+    blueprint.before_websocket(clerkguard_before)
+    return guard
+
+
+class ClerkGuard:
+    """The Quart extension: one :class:`ClerkAuth` per app, lifecycle, error rendering.
+
+    ``ClerkGuard(app)`` or ``guard = ClerkGuard(); guard.init_app(app)``.
+    State lives in ``app.extensions["clerkguard"]``; no reference to the app
+    is kept.
+
+    Args:
+        app: The app to initialise now.
+        auth: The :class:`ClerkAuth` for every app this extension initialises;
+            when omitted, each app gets one from its ``CLERK_*`` config keys,
+            falling back to the environment.
+        check_decorator_order: Refuse routes whose view ``require_auth``
+            wrapped only *after* the route decorator registered it (see
+            :func:`clerkguard.adapters.unguarded_views`).
+    """
+
+    #: The module's decorator, for ``guard.require_auth`` style.
+    require_auth: RequireAuth = require_auth
+
+    def __init__(
+        self,
+        app: quart.Quart | None = None,
+        auth: ClerkAuth | None = None,
+        *,
+        check_decorator_order: bool = True,
+    ) -> None:
+        self.auth = auth
+        self.check_decorator_order = check_decorator_order
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: quart.Quart, auth: ClerkAuth | None = None) -> None:
+        """Configure ``app``: its ClerkAuth, lifecycle hooks, error handler, order check."""
+        resolved = auth or self.auth or auth_from_config(app.config)
+        state = _State(resolved)
+        app.extensions[EXTENSION] = state
+        app.register_error_handler(AuthHTTPException, _render)
+
+        async def clerkguard_start_refresher() -> None:
+            resolved.keyring.start_async_refresher()
+
+        async def clerkguard_stop_refresher() -> None:
+            await resolved.aclose()
+
+        app.before_serving(clerkguard_start_refresher)
+        app.after_serving(clerkguard_stop_refresher)
+        if not self.check_decorator_order:
+            return
+        _refuse_misordered(unguarded_views(app.view_functions))
+
+        async def clerkguard_check_decorator_order() -> None:
+            misordered = state.misordered
+            if misordered is None:
+                with state.lock:
+                    if state.misordered is None:
+                        found = unguarded_views(current_app.view_functions)
+                        if found:
+                            logger.error(
+                                "require_auth is applied above the route decorator of %s; "
+                                "those views are NOT guarded and will answer 500",
+                                ", ".join(found),
+                            )
+                        state.misordered = frozenset(found)
+                misordered = state.misordered
+            if misordered:
+                endpoint = _connection().endpoint
+                if endpoint in misordered:
+                    _refuse_misordered([endpoint])
+
+        app.before_request(clerkguard_check_decorator_order)
+        app.before_websocket(clerkguard_check_decorator_order)
+
+    def auth_for(self, app: quart.Quart) -> ClerkAuth:
+        """The :class:`ClerkAuth` ``app`` uses."""
+        return _state(app).auth
+
+
+def _refuse_misordered(endpoints: Iterable[str | None]) -> None:
+    names = [e for e in endpoints if e]
+    if names:
+        raise ConfigurationError(
+            f"require_auth is above the route decorator for {', '.join(sorted(names))}: "
+            "the route registered the unguarded function. Put @require_auth below @app.route."
+        )
