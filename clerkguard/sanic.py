@@ -33,7 +33,7 @@ from typing import Any
 
 from sanic.response import HTTPResponse, json
 
-from .adapters import Adapter, RequireAuth, build_require_auth
+from .adapters import Adapter, RequireAuth, auth_from_config, build_require_auth, unguarded_views
 from .auth import ClerkAuth
 from .errors import AuthError, ConfigurationError
 from .session import Session
@@ -119,8 +119,11 @@ class ClerkGuard:
 
     Args:
         app: The app (or call :meth:`init_app` later).
-        auth: The :class:`ClerkAuth` (default: ``ClerkAuth()`` from ``CLERK_*``
-            environment variables, built in :meth:`init_app`).
+        auth: The :class:`ClerkAuth` (default: built in :meth:`init_app` from the
+            app's ``CLERK_*`` config values, then the environment).
+        check_decorator_order: Refuse to start when a route serves a handler
+            that ``require_auth`` wrapped only *after* it was registered (the
+            decorator above ``@app.get``: the route would be unguarded).
 
     The listeners run in every worker process, and Sanic's test clients start
     and stop the server around each request, so both are safe to repeat:
@@ -130,16 +133,24 @@ class ClerkGuard:
     later ones keep verifying (fetching lazily when keys expire).
     """
 
-    def __init__(self, app: sanic.Sanic[Any, Any] | None = None, auth: ClerkAuth | None = None) -> None:
+    def __init__(
+        self,
+        app: sanic.Sanic[Any, Any] | None = None,
+        auth: ClerkAuth | None = None,
+        *,
+        check_decorator_order: bool = True,
+    ) -> None:
         self.auth = auth
         """The ClerkAuth guards of the app use unless given their own."""
+        self.check_decorator_order = check_decorator_order
+        """Whether startup refuses routes whose guard was applied too late."""
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: sanic.Sanic[Any, Any]) -> None:
         """Attach to ``app`` (``app.ctx.clerkguard``) and register the listeners."""
         if self.auth is None:
-            self.auth = ClerkAuth()
+            self.auth = auth_from_config(app.config)
         setattr(app.ctx, EXTENSION_KEY, self)
         app.register_listener(self._start, "before_server_start")
         app.register_listener(self._stop, "after_server_stop")
@@ -147,6 +158,14 @@ class ClerkGuard:
     async def _start(self, app: sanic.Sanic[Any, Any]) -> None:
         auth = self.auth
         assert auth is not None
+        if self.check_decorator_order:
+            misordered = unguarded_views({route.name: route.handler for route in app.router.routes})
+            if misordered:
+                raise ConfigurationError(
+                    "require_auth is applied above the route decorator of "
+                    f"{', '.join(misordered)}: Sanic registered the bare handler, so the "
+                    "route would be unguarded. Put @require_auth below @app.get(...)."
+                )
         # Keys before the first request (bounded by http_timeout; a failure is
         # retried lazily). Finishing the fetch here also means a server stopped
         # right after start can't cancel it mid-flight. Later starts find the
