@@ -1,44 +1,771 @@
-"""The ``clerkguard`` command line."""
+"""The ``clerkguard`` command line (also ``python -m clerkguard``).
+
+Commands::
+
+    clerkguard verify TOKEN|-      verify with the configured keys (CLERK_* env or flags)
+    clerkguard decode TOKEN|-      show header and claims WITHOUT verifying them
+    clerkguard jwks                fetch the configured JWKS and explain every key
+    clerkguard dev-issuer          a local Clerk-like issuer on loopback, until Ctrl-C
+    clerkguard mint                sign a token for a dev issuer (``--key-file``)
+    clerkguard demo                verification end to end, in-process or across the examples
+
+``-`` reads the token from standard input, so it never lands in shell
+history. Exit codes (see :data:`EXIT_CODES`): ``0`` success, ``1`` invalid
+(token rejected, undecodable, or no usable key), ``2`` unavailable (keys could
+not be fetched), ``64`` usage error, ``78`` configuration error.
+
+Nothing here prints a token it was given, nor a secret key; ``mint`` prints
+the token it signs, because that is its job.
+"""
 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
+import getpass
+import json
+import os
+import re
+import shutil
+import signal
+import stat
 import sys
-from collections.abc import Sequence
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any, NoReturn
 
-from .errors import AuthError
-from .testing import MISSING, LocalIssuer
+from . import __version__
+from .config import env_value
+from .errors import AuthError, ConfigurationError
 
-__all__ = ["main"]
+__all__ = [
+    "EXIT_CODES",
+    "EXIT_CONFIG",
+    "EXIT_INVALID",
+    "EXIT_OK",
+    "EXIT_UNAVAILABLE",
+    "EXIT_USAGE",
+    "UsageError",
+    "main",
+]
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_UNAVAILABLE = 2
+EXIT_USAGE = 64  # sysexits.h EX_USAGE; argparse's own 2 would collide with "unavailable"
+EXIT_CONFIG = 78  # sysexits.h EX_CONFIG
+
+#: Exit code -> meaning, as documented in ``docs/cli.md``.
+EXIT_CODES: Mapping[int, str] = {
+    EXIT_OK: "success",
+    EXIT_INVALID: "invalid: the token was rejected or cannot be decoded, or the JWKS has no usable key",
+    EXIT_UNAVAILABLE: "unavailable: signing keys could not be fetched (network, HTTP error, timeout)",
+    EXIT_USAGE: "usage error: unknown command, missing or malformed arguments",
+    EXIT_CONFIG: "configuration error: no key source, malformed key or option",
+}
+
+#: The ``azp`` that dev tokens carry and dev apps should allow (a typical local frontend).
+DEV_AUTHORIZED_PARTY = "http://localhost:3000"
+#: Largest input ``decode`` and ``verify`` read (verification itself stops at 8 KiB).
+MAX_INPUT = 64 * 1024
+_TIME_CLAIMS = ("iat", "nbf", "exp", "auth_time")
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def _demo(args: argparse.Namespace) -> int:
-    with LocalIssuer() as issuer:
-        auth = issuer.auth()
-        cases = [
-            ("good token", issuer.mint(org_role="admin")),
-            ("expired", issuer.mint(issued_at=issuer.clock() - 3600)),
-            ("forged signature", issuer.mint(key=LocalIssuer().key)),
-            ("no subject", issuer.mint(sub=MISSING)),
-        ]
-        print(f"local issuer {issuer.issuer}  (JWKS {issuer.jwks_uri})")
-        for label, token in cases:
-            try:
-                session = auth.verify(token)
-                print(f"  {label:<18} 200  {session!r}")
-            except AuthError as error:
-                print(f"  {label:<18} {error.status}  {error.reason}")
+class UsageError(Exception):
+    """Bad arguments or input; exits with :data:`EXIT_USAGE`."""
+
+
+class _Failure(Exception):
+    """A clean, expected failure: message on stderr, given exit code, no traceback."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors exit 64 (2 means "keys unavailable" here)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+# -- small helpers ---------------------------------------------------------------------------
+def _out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _read_token(arg: str, stdin: IO[str] | None = None) -> str:
+    """The token from the argument, or from stdin for ``-`` (never echoed).
+
+    Input that cannot be a token (empty, binary, huge) is an invalid token
+    (exit 1), like any other garbage.
+    """
+    if arg == "-":
+        stream = stdin or sys.stdin
+        if stream.isatty():
+            # Interactive: read without echo so the token is not left on screen.
+            text = getpass.getpass("token (input hidden): ")
+        else:
+            raw = getattr(stream, "buffer", None)
+            data = raw.read(MAX_INPUT + 1) if raw is not None else stream.read(MAX_INPUT + 1)
+            # Bytes that are not UTF-8 become U+FFFD, which the ASCII checks then reject.
+            text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    else:
+        text = arg
+    if len(text) > MAX_INPUT:
+        raise _Failure(
+            f"error: input is longer than {MAX_INPUT // 1024} KiB; not a session token", EXIT_INVALID
+        )
+    text = text.strip()
+    # Tolerate a pasted "Authorization" header value.
+    if text[:7].lower() == "bearer ":
+        text = text[7:].strip()
+    if not text:
+        where = " on standard input" if arg == "-" else ""
+        raise _Failure(f"error: no token given{where}", EXIT_INVALID)
+    return text
+
+
+def _duration(seconds: float) -> str:
+    """``42s``, ``3m``, ``5h``, ``2d``: the largest whole unit."""
+    seconds = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _relative(claim: str, ts: float, now: float) -> str:
+    """Human wording for a time claim relative to ``now``."""
+    delta = ts - now
+    if claim == "exp":
+        return f"expires in {_duration(delta)}" if delta > 0 else f"expired {_duration(delta)} ago"
+    if claim == "nbf":
+        return f"valid since {_duration(delta)} ago" if delta <= 0 else f"not valid for {_duration(delta)}"
+    if claim == "iat":
+        return f"issued {_duration(delta)} ago" if delta <= 0 else f"issued {_duration(delta)} in the FUTURE"
+    return f"{_duration(delta)} ago" if delta <= 0 else f"in {_duration(delta)}"
+
+
+def _humanise(claim: str, value: object, now: float) -> dict[str, str] | None:
+    """ISO time and relative wording of a numeric time claim, or ``None``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return {"iso": _iso(value), "relative": _relative(claim, value, now)}
+    except (OverflowError, OSError, ValueError):  # absurd timestamps
+        return None
+
+
+def _thaw(value: Any) -> Any:
+    """Session claims are frozen (mappingproxy, tuples); JSON wants dicts and lists."""
+    if isinstance(value, Mapping):
+        return {str(k): _thaw(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def _table(rows: Sequence[tuple[str, str]], indent: str = "  ") -> str:
+    if not rows:
+        return f"{indent}(none)"
+    width = max((len(k) for k, _ in rows), default=0)
+    return "\n".join(f"{indent}{k.ljust(width)}  {v}".rstrip() for k, v in rows)
+
+
+# -- configuration shared by verify and jwks ---------------------------------------------------
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "configuration",
+        "Defaults come from CLERK_* environment variables; the secret key is read only from "
+        "CLERK_SECRET_KEY (never pass secrets on a command line).",
+    )
+    group.add_argument(
+        "--publishable-key", metavar="PK", help="pk_test_/pk_live_ key (CLERK_PUBLISHABLE_KEY)"
+    )
+    group.add_argument("--jwks-uri", metavar="URL", help="explicit JWKS URL (CLERK_JWKS_URI)")
+    group.add_argument(
+        "--jwt-key-file", metavar="PATH", help="PEM public key file (instead of CLERK_JWT_KEY)"
+    )
+    group.add_argument("--issuer", metavar="URL", help="exact iss to require (CLERK_ISSUER)")
+    group.add_argument(
+        "--authorized-party",
+        metavar="ORIGIN",
+        action="append",
+        help="allowed azp, repeatable (CLERK_AUTHORIZED_PARTIES)",
+    )
+    group.add_argument("--clock-skew", type=float, default=5.0, metavar="S", help="leeway seconds (5)")
+    group.add_argument("--timeout", type=float, default=5.0, metavar="S", help="JWKS fetch timeout (5)")
+
+
+def _build_auth(args: argparse.Namespace) -> Any:
+    from .auth import ClerkAuth
+
+    pem = None
+    if args.jwt_key_file is not None:
+        try:
+            pem = Path(args.jwt_key_file).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _Failure(f"cannot read --jwt-key-file: {exc.__class__.__name__}", EXIT_CONFIG) from None
+    try:
+        return ClerkAuth(
+            publishable_key=args.publishable_key,
+            jwks_uri=args.jwks_uri,
+            jwt_key=pem,
+            issuer=args.issuer,
+            authorized_parties=args.authorized_party,
+            clock_skew=args.clock_skew,
+            http_timeout=args.timeout,
+            token_cache_size=0,
+        )
+    except ConfigurationError as exc:
+        raise _Failure(f"configuration error: {exc}", EXIT_CONFIG) from None
+
+
+# -- verify ----------------------------------------------------------------------------------
+def _session_fields(session: Any) -> dict[str, Any]:
+    return {
+        "user_id": session.user_id,
+        "session_id": session.session_id,
+        "session_status": session.session_status,
+        "org_id": session.org_id,
+        "org_role": session.org_role,
+        "org_slug": session.org_slug,
+        "org_permissions": list(session.org_permissions),
+        "features": list(session.features),
+        "plans": list(session.plans),
+        "actor": _thaw(session.actor),
+        "factor_verification_age": _thaw(session.factor_verification_age),
+        "issuer": session.issuer,
+        "authorized_party": session.authorized_party,
+        "issued_at": session.issued_at,
+        "expires_at": session.expires_at,
+        "version": session.version,
+    }
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    token = _read_token(args.token)
+    auth = _build_auth(args)
+    try:
+        session = auth.verify(token)
+    except AuthError as error:
+        code = EXIT_UNAVAILABLE if error.status == 503 else EXIT_INVALID
+        if args.json:
+            body: dict[str, Any] = {"valid": False, "status": error.status, "reason": error.reason}
+            body["detail"] = error.detail
+            if error.retry_after is not None:
+                body["retry_after"] = error.retry_after
+            _out(json.dumps(body, indent=2))
+        else:
+            label = "UNAVAILABLE" if code == EXIT_UNAVAILABLE else "INVALID"
+            _err(f"{label}: {error.status} {error.reason} ({error.detail})")
+        return code
+    finally:
         auth.close()
-    return 0
+    fields = _session_fields(session)
+    if args.json:
+        _out(json.dumps({"valid": True, "session": fields, "claims": _thaw(session.claims)}, indent=2))
+        return EXIT_OK
+    now = time.time()
+    rows: list[tuple[str, str]] = []
+    for name, value in fields.items():
+        if name in ("issued_at", "expires_at"):
+            human = _humanise("iat" if name == "issued_at" else "exp", value, now)
+            text = f"{_iso(value)}  ({human['relative']})" if human else str(value)
+        elif isinstance(value, list):
+            text = ", ".join(map(str, value)) if value else "-"
+        elif value is None:
+            text = "-"
+        else:
+            text = str(value) if not isinstance(value, dict) else json.dumps(value)
+        rows.append((name, text))
+    _out(f"VALID session token (issuer {session.issuer})")
+    _out(_table(rows))
+    return EXIT_OK
+
+
+# -- decode ----------------------------------------------------------------------------------
+def _segment(text: str, what: str) -> dict[str, Any]:
+    from ._core.jsonstrict import StrictJSONError, loads_object
+
+    # b64decode silently drops characters outside the alphabet; check it first.
+    if _BASE64URL.fullmatch(text) is None or len(text) % 4 == 1:
+        raise _Failure(f"error: the {what} segment is not base64url without padding", EXIT_INVALID)
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise _Failure(f"error: the {what} segment is not base64url", EXIT_INVALID) from None
+    try:
+        return loads_object(raw)
+    except StrictJSONError as exc:
+        raise _Failure(f"error: the {what} is not a strict JSON object ({exc})", EXIT_INVALID) from None
+
+
+def decode_token(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split and decode a JWT's header and claims WITHOUT verifying anything.
+
+    Raises:
+        _Failure: with a clean message for anything that is not a decodable JWT.
+    """
+    if not token.isascii() or not token.isprintable():
+        raise _Failure("error: not a JWT: it contains non-ASCII or control characters", EXIT_INVALID)
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise _Failure(
+            f"error: not a JWT: expected three dot-separated segments, found {len(parts)}", EXIT_INVALID
+        )
+    return _segment(parts[0], "header"), _segment(parts[1], "payload")
+
+
+def _header_verdict(token: str) -> str | None:
+    """The reason :meth:`ClerkAuth.verify` would refuse the token before any key lookup."""
+    from ._core.token import HeaderCache, parse_token
+
+    try:
+        parse_token(token, HeaderCache())
+    except AuthError as error:
+        return error.reason
+    return None
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    token = _read_token(args.token)
+    header, claims = decode_token(token)
+    now = time.time()
+    times = {c: h for c in _TIME_CLAIMS if (h := _humanise(c, claims.get(c), now)) is not None}
+    verdict = _header_verdict(token)
+    if args.json:
+        body = {"verified": False, "header": header, "claims": claims, "times": times}
+        body["shape_and_header"] = verdict or "ok"
+        _out(json.dumps(body, indent=2))
+        return EXIT_OK
+    _out("UNVERIFIED: decoded WITHOUT checking the signature. Anyone can write these values;")
+    _out("use `clerkguard verify` to check them.")
+    _out("header")
+    _out(_table([(k, json.dumps(v)) for k, v in header.items()]))
+    _out("claims")
+    rows = []
+    for name, value in claims.items():
+        text = json.dumps(value)
+        if name in times:
+            text += f"  {times[name]['iso']}  ({times[name]['relative']})"
+        rows.append((name, text))
+    _out(_table(rows))
+    if verdict is not None:
+        _out(f"note: verify would reject this token before any key lookup: {verdict}")
+    return EXIT_OK
+
+
+# -- jwks ------------------------------------------------------------------------------------
+def _fetch_document(url: str, headers: Mapping[str, str], timeout: float) -> bytes:
+    """GET the JWKS with the library's rules: no redirects, bounded time and size."""
+    import httpx
+
+    from ._core.keys import MAX_JWKS_BYTES
+
+    deadline = time.monotonic() + timeout
+    try:
+        with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False) as client:
+            # identity: an uncompressed body is bounded by what we read.
+            request_headers = {"Accept": "application/json", "Accept-Encoding": "identity", **headers}
+            with client.stream("GET", url, headers=request_headers) as response:
+                if response.status_code != 200:
+                    redirect = " redirect (not followed)" if response.is_redirect else ""
+                    raise _Failure(f"HTTP {response.status_code}{redirect}", EXIT_UNAVAILABLE)
+                encoding = response.headers.get("content-encoding", "identity").strip().lower()
+                if encoding not in ("", "identity"):
+                    raise _Failure(f"unexpected content-encoding {encoding[:20]!r}", EXIT_UNAVAILABLE)
+                body = bytearray()
+                for chunk in response.iter_raw():
+                    body += chunk
+                    if len(body) > MAX_JWKS_BYTES:
+                        raise _Failure("body larger than 1 MiB", EXIT_INVALID)
+                    if time.monotonic() > deadline:
+                        raise _Failure("timed out", EXIT_UNAVAILABLE)
+    except httpx.TimeoutException:
+        raise _Failure("timed out", EXIT_UNAVAILABLE) from None
+    except httpx.HTTPError as exc:
+        what = "connection failed" if isinstance(exc, httpx.ConnectError) else type(exc).__name__
+        raise _Failure(what, EXIT_UNAVAILABLE) from None
+    return bytes(body)
+
+
+def _modulus_bits(jwk: Mapping[str, Any]) -> int | None:
+    n = jwk.get("n")
+    if not isinstance(n, str) or not n or len(n) > 4096:
+        return None
+    try:
+        return int.from_bytes(base64.urlsafe_b64decode(n + "=" * (-len(n) % 4)), "big").bit_length()
+    except (binascii.Error, ValueError):
+        return None
+
+
+def explain_jwks(data: bytes) -> tuple[list[dict[str, Any]], str | None]:
+    """One row per published key (kid, kty, bits, status, reason) and the set-level error.
+
+    Uses :func:`clerkguard._core.keys.parse_jwks`, so the verdicts are exactly
+    the ones verification applies.
+    """
+    from ._core.jsonstrict import StrictJSONError, loads_object
+    from ._core.keys import MAX_KEYS, JWKSError, SkippedKey, parse_jwks
+
+    error: str | None = None
+    usable: Mapping[str, Any] = {}
+    skipped: tuple[SkippedKey, ...] = ()
+    try:
+        keyset = parse_jwks(data)
+        usable, skipped = keyset.keys, keyset.skipped
+    except JWKSError as exc:
+        error, skipped = str(exc), exc.skipped
+    try:
+        raw_keys = loads_object(data).get("keys")
+    except StrictJSONError:
+        raw_keys = None
+    if not isinstance(raw_keys, list):
+        return [], error
+    # Reasons by kid, in document order; one kid may have several skipped entries.
+    reasons: dict[str | None, list[str]] = {}
+    for item in skipped:
+        reasons.setdefault(item.kid, []).append(item.reason)
+    rows = []
+    for jwk in raw_keys[:MAX_KEYS]:
+        if not isinstance(jwk, dict):
+            rows.append({"kid": None, "kty": None, "bits": None, "status": "unusable"})
+            rows[-1]["reason"] = _take(reasons, None)
+            continue
+        kid = jwk.get("kid")
+        kid_key = kid if isinstance(kid, str) and kid and len(kid) <= 256 else None
+        row: dict[str, Any] = {"kid": kid_key, "kty": jwk.get("kty"), "bits": _modulus_bits(jwk)}
+        if kid_key is not None and kid_key in usable:
+            row.update(status="usable", reason=None)
+        else:
+            row.update(status="unusable", reason=_take(reasons, kid_key))
+        rows.append(row)
+    if len(raw_keys) > MAX_KEYS:
+        error = error or f"more than {MAX_KEYS} keys; the rest were ignored"
+    return rows, error
+
+
+def _take(reasons: dict[str | None, list[str]], kid: str | None) -> str:
+    found = reasons.get(kid)
+    if not found:
+        return "invalid key"
+    # A kid shared by two different keys has one reason for both entries.
+    return found[0] if len(found) == 1 else found.pop(0)
+
+
+def _jwks_headers(args: argparse.Namespace) -> dict[str, str]:
+    """The Backend API JWKS needs the secret key (read from the environment only)."""
+    env = os.environ
+    secret = env_value("secret_key", None, env)
+    explicit_uri = env_value("jwks_uri", args.jwks_uri, env)
+    if secret is not None and explicit_uri is None:
+        return {"Authorization": f"Bearer {secret}"}
+    return {}
+
+
+def _cmd_jwks(args: argparse.Namespace) -> int:
+    auth = _build_auth(args)
+    auth.close()
+    url: str | None = auth.jwks_uri
+    if url is None:
+        key = auth.keyring.static_key
+        bits = key.public_key.key_size if key is not None else "?"
+        if args.json:
+            _out(json.dumps({"jwks_uri": None, "source": "jwt_key", "bits": bits}, indent=2))
+        else:
+            _out(f"no JWKS: keys come from the configured PEM public key (jwt_key, {bits} bits)")
+        return EXIT_OK
+    try:
+        data = _fetch_document(url, _jwks_headers(args), args.timeout)
+    except _Failure as failure:
+        if args.json:
+            _out(json.dumps({"jwks_uri": url, "keys": [], "error": str(failure)}, indent=2))
+        else:
+            _err(f"{'UNAVAILABLE' if failure.code == EXIT_UNAVAILABLE else 'INVALID'}: {url}: {failure}")
+        return failure.code
+    rows, error = explain_jwks(data)
+    code = EXIT_OK if any(r["status"] == "usable" for r in rows) else EXIT_INVALID
+    if args.json:
+        _out(json.dumps({"jwks_uri": url, "keys": rows, "error": error}, indent=2))
+        return code
+    good = sum(r["status"] == "usable" for r in rows)
+    _out(f"JWKS {url}: {len(rows)} key{'s' * (len(rows) != 1)}, {good} usable")
+    table = [("KID", "TYPE", "BITS", "STATUS", "WHY")]
+    for r in rows:
+        bits = str(r["bits"]) if r["bits"] is not None else "-"
+        table.append((str(r["kid"] or "-"), str(r["kty"] or "-"), bits, r["status"], r["reason"] or ""))
+    widths = [max(len(row[i]) for row in table) for i in range(5)]
+    for row in table:
+        _out("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if error is not None:
+        _out(f"problem: {error}")
+    return code
+
+
+# -- dev issuer and mint -----------------------------------------------------------------------
+def dev_kid(key: Any) -> str:
+    """The kid of a dev issuer's key: derived from it (RFC 7638 thumbprint).
+
+    ``mint`` and ``dev-issuer`` agree on it without sharing anything but the key file.
+    """
+    return "ins_dev_" + str(key.thumbprint())[:24]
+
+
+def _check_key_permissions(path: Path) -> None:
+    mode = path.stat().st_mode
+    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise _Failure(
+            f"error: {path} is readable by others; a private key must be private (chmod 600 {path})",
+            EXIT_CONFIG,
+        )
+
+
+def load_key_file(path: Path) -> Any:
+    """Load a dev issuer's private key (PEM, must not be group/world accessible)."""
+    from joserfc.jwk import RSAKey
+
+    try:
+        _check_key_permissions(path)
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise _Failure(
+            f"error: no key file at {path}; start `clerkguard dev-issuer --key-file {path}` first",
+            EXIT_CONFIG,
+        ) from None
+    except OSError as exc:
+        raise _Failure(f"error: cannot read {path}: {exc.__class__.__name__}", EXIT_CONFIG) from None
+    try:
+        key = RSAKey.import_key(data)
+    except Exception:  # joserfc/cryptography raise many types for garbage
+        key = None
+    if key is None or not key.is_private:
+        raise _Failure(f"error: {path} is not a PEM RSA private key", EXIT_CONFIG)
+    return key
+
+
+def create_key_file(path: Path) -> Any:
+    """Generate a 2048-bit RSA key and write it as PEM, created with mode 0600."""
+    from joserfc.jwk import RSAKey
+
+    key = RSAKey.generate_key(2048, private=True)
+    try:
+        # O_EXCL: never follow a planted symlink or clobber a file; 0o600 from birth.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise _Failure(f"error: cannot create {path}: {exc.__class__.__name__}", EXIT_CONFIG) from None
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key.as_pem(private=True))
+    return key
+
+
+class _Stop(Exception):
+    """Raised by the SIGTERM handler to unwind like Ctrl-C."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
+
+
+def _cmd_dev_issuer(args: argparse.Namespace) -> int:
+    from .testing import LocalIssuer
+
+    tmpdir: str | None = None
+    if args.key_file is None:
+        tmpdir = tempfile.mkdtemp(prefix="clerkguard-dev-")
+        key_path = Path(tmpdir) / "issuer.pem"
+    else:
+        key_path = Path(args.key_file)
+    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    issuer = None
+    try:
+        key = load_key_file(key_path) if key_path.exists() else create_key_file(key_path)
+        issuer = LocalIssuer(kid=dev_kid(key), host="127.0.0.1", port=args.port, azp=DEV_AUTHORIZED_PARTY)
+        issuer.key = key
+        try:
+            issuer.start()
+        except OSError as exc:
+            raise _Failure(
+                f"error: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}", EXIT_USAGE
+            ) from None
+        # stdout: only KEY=VALUE lines (dotenv format), so it can be redirected to a file.
+        for name, value in issuer.env().items():
+            _out(f"{name}={value}")
+        _out(f"CLERK_AUTHORIZED_PARTIES={DEV_AUTHORIZED_PARTY}")
+        _err(f"clerkguard dev issuer on {issuer.issuer} (kid {issuer.kid}); Ctrl-C to stop")
+        _err(f"private key: {key_path}" + (" (temporary, removed on exit)" if tmpdir else ""))
+        _err("mint a token:")
+        _err(f"  clerkguard mint --key-file {key_path} --issuer {issuer.issuer} --user user_123 --role admin")
+        while True:
+            time.sleep(3600)
+    except (KeyboardInterrupt, _Stop):
+        _err("dev issuer stopped")
+        return EXIT_OK
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if issuer is not None:
+            issuer.stop()
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _mint_issuer(args: argparse.Namespace) -> str:
+    from .config import parse_publishable_key
+
+    if args.issuer:
+        return str(args.issuer)
+    explicit = env_value("issuer", None, os.environ)
+    if explicit:
+        return explicit
+    pk = env_value("publishable_key", None, os.environ)
+    if pk:
+        try:
+            return parse_publishable_key(pk).issuer
+        except ConfigurationError as exc:
+            raise _Failure(f"configuration error: {exc}", EXIT_CONFIG) from None
+    raise UsageError("say which issuer to mint for: --issuer URL (or set CLERK_PUBLISHABLE_KEY)")
+
+
+def _cmd_mint(args: argparse.Namespace) -> int:
+    from .testing import LocalIssuer
+
+    key = load_key_file(Path(args.key_file))
+    issuer_url = _mint_issuer(args)
+    issuer = LocalIssuer(kid=dev_kid(key), azp=args.azp)
+    issuer.key = key
+    try:
+        token = issuer.mint(
+            user_id=args.user,
+            org_id=args.org,
+            org_role=args.role,
+            permissions=args.permission or (),
+            features=args.feature or (),
+            plan=args.plan,
+            expires_in=args.expires_in,
+            version=1 if args.v1 else 2,
+            iss=issuer_url,
+        )
+    except ValueError as exc:  # e.g. a v2 permission not shaped org:feature:permission
+        raise UsageError(str(exc)) from None
+    _out(token)
+    return EXIT_OK
+
+
+# -- demo ------------------------------------------------------------------------------------
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from . import _demo
+
+    if args.examples is None:
+        return _demo.run_in_process()
+    return _demo.run_examples(Path(args.examples), allow_missing=args.allow_missing, timeout=args.timeout)
+
+
+# -- parser ----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    parser = _Parser(
+        prog="clerkguard",
+        description="Verify, inspect and mint Clerk session tokens.",
+        epilog="exit codes:\n" + "\n".join(f"  {c:<3} {m}" for c, m in EXIT_CODES.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"clerkguard {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("verify", help="verify a session token with the configured keys")
+    p.add_argument("token", metavar="TOKEN", help="the session token, or - to read it from stdin")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_config_options(p)
+    p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("decode", help="show header and claims WITHOUT verifying")
+    p.add_argument("token", metavar="TOKEN", help="the token, or - to read it from stdin")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_decode)
+
+    p = sub.add_parser("jwks", help="fetch the configured JWKS and explain each key")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _add_config_options(p)
+    p.set_defaults(func=_cmd_jwks)
+
+    p = sub.add_parser("dev-issuer", help="serve a local Clerk-like issuer on loopback until Ctrl-C")
+    p.add_argument("--port", type=int, default=0, help="port (0: any free port)")
+    p.add_argument(
+        "--key-file",
+        metavar="PATH",
+        help="private key PEM: reused if present, else created (0600); `mint` signs with it "
+        "(default: a temporary file removed on exit)",
+    )
+    p.set_defaults(func=_cmd_dev_issuer)
+
+    p = sub.add_parser("mint", help="sign a session token for a dev issuer")
+    p.add_argument("--key-file", metavar="PATH", required=True, help="the dev issuer's --key-file")
+    p.add_argument(
+        "--issuer", metavar="URL", help="iss (default: CLERK_ISSUER or from CLERK_PUBLISHABLE_KEY)"
+    )
+    p.add_argument("--user", default="user_dev", help="sub (user_dev)")
+    p.add_argument("--org", metavar="ORG_ID", help="active organization id")
+    p.add_argument("--role", help="organization role, e.g. admin")
+    p.add_argument(
+        "--permission",
+        action="append",
+        metavar="PERM",
+        help="org:feature:permission, repeatable (implies an organization)",
+    )
+    p.add_argument("--feature", action="append", metavar="FEATURE", help="feature, repeatable")
+    p.add_argument("--plan", help="plan, e.g. pro")
+    p.add_argument("--azp", default=DEV_AUTHORIZED_PARTY, help=f"authorized party ({DEV_AUTHORIZED_PARTY})")
+    p.add_argument(
+        "--expires-in", type=int, default=60, metavar="S", help="lifetime; negative = expired (60)"
+    )
+    p.add_argument("--v1", action="store_true", help="a version 1 session token")
+    p.set_defaults(func=_cmd_mint)
+
+    p = sub.add_parser("demo", help="verification end to end: in-process, or across the example apps")
+    p.add_argument(
+        "--examples",
+        metavar="DIR",
+        help="run the four example apps in DIR under real servers and compare their answers",
+    )
+    p.add_argument("--allow-missing", action="store_true", help="skip examples that don't exist yet")
+    p.add_argument("--timeout", type=float, default=45.0, help="seconds allowed for the servers to start")
+    p.set_defaults(func=_cmd_demo)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``clerkguard`` console script."""
-    parser = argparse.ArgumentParser(prog="clerkguard", description="Clerk session tokens, verified.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="verify tokens from a local issuer end to end").set_defaults(func=_demo)
-    args = parser.parse_args(argv)
-    return int(args.func(args))
+    """Entry point of the ``clerkguard`` console script and ``python -m clerkguard``."""
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except UsageError as exc:
+        _err(f"clerkguard {args.command}: error: {exc}")
+        return EXIT_USAGE
+    except _Failure as failure:
+        _err(str(failure))
+        return failure.code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `clerkguard ... | head`
+        return EXIT_OK
 
 
 if __name__ == "__main__":
