@@ -96,6 +96,7 @@ class _GuardFunction(Protocol):
     """A Litestar guard carrying the clerkguard :class:`Guard` it runs."""
 
     __clerkguard__: Guard[Any]
+    exclude_opt_key: str
 
     async def __call__(
         self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
@@ -410,6 +411,7 @@ def requires_auth(
 
     guard_fn = cast("_GuardFunction", clerk_guard)
     guard_fn.__clerkguard__ = guard
+    guard_fn.exclude_opt_key = exclude_opt_key
     return guard_fn
 
 
@@ -544,6 +546,7 @@ def _guard_of(handler: BaseRouteHandler) -> Guard[Any] | None:
         return guard
     for layer_guard in handler.resolve_guards():
         guard = getattr(layer_guard, "__clerkguard__", None)
-        if isinstance(guard, Guard):
+        excluded = handler.opt.get(getattr(layer_guard, "exclude_opt_key", ""))
+        if isinstance(guard, Guard) and not excluded:
             return guard
     return None

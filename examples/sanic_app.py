@@ -30,7 +30,12 @@ from clerkguard.sanic import ClerkGuard, require_auth
 ALLOWED_USER = "user_allowed"
 
 app = Sanic("clerkguard_example")
-ClerkGuard(app)  # ClerkAuth() from the CLERK_* environment variables
+# Sanic's server refuses a header block over 8 KiB with a plain-text 413 before
+# any handler runs. Clerk tokens stay under 4 KB; with room up to clerkguard's
+# own 8 KiB token limit, an oversized token gets the guard's JSON 401
+# (token-too-large), exactly as in every other framework.
+app.config.REQUEST_MAX_HEADER_SIZE = 16384
+ClerkGuard(app)  # ClerkAuth() from the app's CLERK_* config, then the environment
 
 
 async def allow_one_user(session: Session, request: Request) -> bool:

@@ -437,7 +437,19 @@ def test_openapi_shows_the_bearer_scheme_on_guarded_operations_only(clerk_auth: 
     @get("/public")
     async def public() -> None: ...
 
-    app = Litestar([decorated, optional, guarded, injected, public], plugins=[ClerkPlugin(clerk_auth)])
+    class Reports(Controller):
+        path = "/reports"
+        guards = [requires_auth()]  # noqa: RUF012
+
+        @get("/")
+        async def index(self) -> None: ...
+
+        @get("/open", exclude_from_auth=True)
+        async def open_report(self) -> None: ...
+
+    app = Litestar(
+        [decorated, optional, guarded, injected, public, Reports], plugins=[ClerkPlugin(clerk_auth)]
+    )
     with TestClient(app) as client:
         schema = client.get("/schema/openapi.json").json()
     scheme = schema["components"]["securitySchemes"]["ClerkBearer"]
@@ -448,6 +460,8 @@ def test_openapi_shows_the_bearer_scheme_on_guarded_operations_only(clerk_auth: 
     assert security["/injected"] == [{"ClerkBearer": []}]
     assert security["/optional"] == [{}, {"ClerkBearer": []}]
     assert security["/public"] is None
+    assert security["/reports"] == [{"ClerkBearer": []}]
+    assert security["/reports/open"] is None  # excluded from the controller's guard
 
 
 # -- lifecycle, clients, key fetching ---------------------------------------------------------------------
