@@ -30,7 +30,7 @@ test: lint docs
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
-	$(BIN)/python -m clerkguard demo
+	$(BIN)/python -m clerkguard demo --examples examples
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/verify.py
