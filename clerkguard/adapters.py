@@ -190,6 +190,16 @@ class Adapter(Generic[RequestT]):
             result = await result
         return result
 
+    def await_sync(self, awaitable: Awaitable[Any]) -> Any:
+        """Wait for an async ``authorize`` result from the sync check.
+
+        The default bridges with asgiref, as Django's ``user_passes_test``
+        does for async tests. Override it for sync handlers that run on an
+        event loop thread (Litestar's ``sync_to_thread=False``), where asgiref
+        refuses to bridge.
+        """
+        return async_to_sync(_await)(awaitable)
+
 
 @dataclass(frozen=True)
 class GuardOptions:
@@ -311,8 +321,7 @@ class Guard(Generic[RequestT]):
             try:
                 result = callback(session, request)
                 if inspect.isawaitable(result):
-                    # Django's user_passes_test does the same for async tests.
-                    result = async_to_sync(_await)(result)
+                    result = self.adapter.await_sync(result)
             except AuthError:
                 raise
             except Exception as exc:

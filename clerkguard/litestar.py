@@ -194,12 +194,36 @@ def _store_sync(connection: ASGIConnection[Any, Any, Any, Any], session: Session
     if session is not None and loader is not None:
         user = loader(session, connection)
         if inspect.isawaitable(user):
-            user = async_to_sync(_await)(user)
+            user = _await_sync(user)
     _set(connection.scope, session, user)
 
 
 async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _await_sync(awaitable: Awaitable[Any]) -> Any:
+    """Wait for ``awaitable`` from sync code, on or off an event loop thread.
+
+    In a worker thread (``sync_to_thread=True``) asgiref bridges as usual. A
+    sync handler with ``sync_to_thread=False`` runs on the event loop thread,
+    where asgiref refuses (and awaiting is impossible): the coroutine runs to
+    completion on a private loop in a helper thread, as asgiref would do
+    with no loop around. The event loop waits meanwhile, as it does for any
+    blocking call in such a handler.
+    """
+    if not _on_event_loop():
+        return async_to_sync(_await)(awaitable)
+    with concurrent.futures.ThreadPoolExecutor(1, "clerkguard-await") as pool:
+        return pool.submit(asyncio.run, _await(awaitable)).result()
 
 
 # -- the adapter --------------------------------------------------------------------------------
@@ -242,6 +266,10 @@ class LitestarAdapter(Adapter[ASGIConnection[Any, Any, Any, Any]]):
             raise to_exception(error)
         return error_response(error)
 
+    def await_sync(self, awaitable: Awaitable[Any]) -> Any:
+        """An async ``authorize`` from a sync handler, even one on the event loop."""
+        return _await_sync(awaitable)
+
     def auth_for(self, request: ASGIConnection[Any, Any, Any, Any]) -> ClerkAuth:
         """This adapter's ClerkAuth, else the app's :class:`ClerkPlugin`'s."""
         if self.auth is not None:
@@ -256,37 +284,10 @@ class LitestarAdapter(Adapter[ASGIConnection[Any, Any, Any, Any]]):
 
 
 # -- the decorator ----------------------------------------------------------------------------------
-def _on_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
 def _is_async_callable(fn: object) -> bool:
     while isinstance(fn, functools.partial):
         fn = fn.func
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004 - callable objects
-
-
-def _needs_bridge(guard: Guard[Any], request: Request[Any, Any, Any]) -> bool:
-    """True when a sync check would have to await something (async authorize or user loader)."""
-    authorize = guard.options.authorize
-    if authorize is None:
-        authorize = guard.auth(request).authorize
-    loader = _user_loader(request)
-    return _is_async_callable(authorize) or (loader is not None and _is_async_callable(loader))
-
-
-def _sync_check(guard: Guard[Any], adapter: Adapter[Any], request: Request[Any, Any, Any]) -> Any:
-    """Check and store from sync code; returns an error response or ``None``."""
-    try:
-        session = guard.check(request)
-    except AuthError as error:
-        return adapter.reject(request, error)
-    adapter.store(request, session)
-    return None
 
 
 def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
@@ -330,15 +331,11 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
         @functools.wraps(handler)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
             request = kwargs["request"] if takes_request else kwargs.pop("request")
-            if _on_event_loop() and _needs_bridge(guard, request):
-                # sync_to_thread=False: we run on the event loop, where asgiref cannot
-                # await the async callback; do the check on a worker thread instead.
-                with concurrent.futures.ThreadPoolExecutor(1, "clerkguard-check") as pool:
-                    rejected = pool.submit(_sync_check, guard, adapter, request).result()
-            else:
-                rejected = _sync_check(guard, adapter, request)
-            if rejected is not None:
-                return rejected
+            try:
+                session = guard.check(request)
+            except AuthError as error:
+                return adapter.reject(request, error)
+            _store_sync(request, session)
             return handler(*args, **kwargs)
 
         wrapper = sync_wrapper

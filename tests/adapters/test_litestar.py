@@ -29,6 +29,7 @@ from litestar.utils.predicates import is_async_callable
 
 from clerkguard import ClerkAuth, ConfigurationError, MissingDependencyError, Session
 from clerkguard.litestar import ClerkPlugin, require_auth, requires_auth
+from clerkguard.rules import any_of, has_role
 from clerkguard.testing import LocalIssuer
 
 AnyRequest = Request[Any, Any, Any]
@@ -171,18 +172,28 @@ def test_sync_handler_with_async_authorize_works_on_and_off_the_loop(
     sync_to_thread: bool, client_for: Callable[..., TestClient[Litestar]], clerk_token: Mint
 ) -> None:
     async def only_alice(session: Session, request: AnyRequest) -> bool:
-        return session.user_id == "user_alice"
+        await asyncio.sleep(0)
+        return session.user_id == "user_alice" and isinstance(request, Request)
 
     @get("/sync", sync_to_thread=sync_to_thread)
     @require_auth(authorize=only_alice)
     def handler(request: AnyRequest) -> dict[str, Any]:
         return {"user_id": request.auth.user_id}
 
-    client = client_for(handler)
-    assert client.get("/sync", headers=bearer(clerk_token(user_id="user_alice"))).status_code == 200
-    assert_error(
-        client.get("/sync", headers=bearer(clerk_token(user_id="user_bob"))), 403, "authorization-denied"
-    )
+    # A sync combinator that returns an awaitable only when it reaches the async rule.
+    @get("/combined", sync_to_thread=sync_to_thread)
+    @require_auth(authorize=any_of(has_role("admin"), only_alice))
+    def combined(request: AnyRequest) -> dict[str, Any]:
+        return {"user_id": request.auth.user_id}
+
+    client = client_for(handler, combined)
+    for path in ("/sync", "/combined"):
+        alice = client.get(path, headers=bearer(clerk_token(user_id="user_alice")))
+        assert alice.json() == {"user_id": "user_alice"}, path
+        bob = client.get(path, headers=bearer(clerk_token(user_id="user_bob")))
+        assert_error(bob, 403, "authorization-denied")
+    admin = client.get("/combined", headers=bearer(clerk_token(user_id="user_root", org_role="admin")))
+    assert admin.json() == {"user_id": "user_root"}
 
 
 def test_controller_methods_sync_and_async(
