@@ -34,7 +34,7 @@ from __future__ import annotations
 
 try:
     import litestar  # noqa: F401 - only probing that the extra is installed
-except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+except ImportError as exc:  # tested by hiding litestar from sys.modules
     from .errors import MissingDependencyError
 
     raise MissingDependencyError("litestar", "litestar") from exc
@@ -301,6 +301,11 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
         )
     adapter = guard.adapter
     signature = inspect.signature(handler)
+    if "socket" in signature.parameters:
+        # Websocket handlers get `socket`, never `request`, and answer no Response.
+        raise TypeError(
+            "@require_auth protects HTTP handlers; use guards=[requires_auth(...)] for websockets"
+        )
     takes_request = "request" in signature.parameters
     parameters = list(signature.parameters.values())
     if not takes_request:

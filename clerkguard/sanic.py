@@ -24,7 +24,7 @@ from __future__ import annotations
 
 try:
     import sanic
-except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+except ImportError as exc:  # tested by hiding sanic from sys.modules
     from .errors import MissingDependencyError
 
     raise MissingDependencyError("sanic", "sanic") from exc

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from litestar import Controller, Litestar, Request, Response, Router, get, post
+from litestar import Controller, Litestar, Request, Response, Router, WebSocket, get, post, websocket
 from litestar.di import NamedDependency
 from litestar.dto import DataclassDTO
+from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath, FromQuery
 from litestar.testing import AsyncTestClient, TestClient
 from litestar.utils.predicates import is_async_callable
@@ -365,6 +366,29 @@ def test_guard_answers_503_with_retry_after_when_keys_are_down(
         assert int(response.headers["retry-after"]) >= 1
     finally:
         auth.close()
+
+
+def test_guard_protects_websockets_and_the_decorator_points_there(
+    client_for: Callable[..., TestClient[Litestar]], clerk_token: Mint
+) -> None:
+    @websocket("/ws", guards=[requires_auth()])
+    async def ws(socket: WebSocket[Any, Any, Any]) -> None:
+        await socket.accept()
+        await socket.send_json({"user_id": socket.auth.user_id})
+        await socket.close()
+
+    client = client_for(ws)
+    token = clerk_token(user_id="user_ws")
+    with client.websocket_connect("/ws", headers=bearer(token)) as connection:
+        assert connection.receive_json() == {"user_id": "user_ws"}
+    with pytest.raises(WebSocketDisconnect):
+        with client.websocket_connect("/ws") as connection:
+            connection.receive_json()
+
+    with pytest.raises(TypeError, match="guards=\\[requires_auth"):
+
+        @require_auth
+        async def decorated_ws(socket: WebSocket[Any, Any, Any]) -> None: ...
 
 
 # -- request.auth / request.user / the dependency -----------------------------------------------------
