@@ -27,6 +27,7 @@ FRAMEWORKS: list[str] = [
     "quart",
     "litestar",
     "sanic",
+    "bottle",  # not built in: examples/bottle_adapter.py, the adapter docs/adapters.md teaches
 ]
 
 HarnessFactory = Callable[[ClerkAuth], Harness]
