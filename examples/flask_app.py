@@ -1,0 +1,165 @@
+"""A Flask API protected by Clerk session tokens.
+
+Configure it from the environment and run it with any WSGI server::
+
+    export CLERK_PUBLISHABLE_KEY=pk_test_...      # or CLERK_JWKS_URI / CLERK_SECRET_KEY
+    gunicorn examples.flask_app:app --bind 127.0.0.1:8000
+
+Try it without Clerk: ``clerkguard dev-issuer`` prints ``CLERK_*`` variables
+for a local issuer and mints tokens::
+
+    curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8000/protected
+
+These are the routes of clerkguard's shared adapter test table, so every
+framework example answers the same requests the same way. (gunicorn refuses
+header fields over 8190 bytes with its own 400; start it with
+``--limit-request-field_size 16384`` to let the guard answer an oversized
+token with its JSON 401 ``token-too-large``.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from flask import Blueprint, Flask, Request, request
+from flask.views import MethodView
+
+from clerkguard import Session
+from clerkguard.flask import ClerkGuard, current_auth, get_auth, guard_blueprint, require_auth
+from clerkguard.rules import has_permission
+
+#: The only user ``/async-authorize`` lets through.
+ALLOWED_USER = "user_allowed"
+
+
+async def allow_one_user(session: Session, request: Any) -> bool:
+    """An async ``authorize`` (it could await a database); bridged for Flask by asgiref."""
+    await asyncio.sleep(0)
+    return session.user_id == ALLOWED_USER
+
+
+def crashing_rule(session: Session, request: Any) -> bool:
+    """A buggy rule: clerkguard answers 403 ``authorization-error``, never 500."""
+    raise RuntimeError("bug in the rule")
+
+
+def truthy_rule(session: Session, request: Any) -> Any:
+    """Returns ``1``: only exactly ``True`` allows, so this denies."""
+    return 1
+
+
+def got_flask_request(session: Session, request: object) -> bool:
+    """``authorize`` is called as ``authorize(session, request)`` with Flask's Request."""
+    return isinstance(request, Request)
+
+
+def user() -> dict[str, Any]:
+    """The JSON most routes answer with."""
+    return {"user_id": current_auth.user_id}
+
+
+def create_app() -> Flask:
+    """The app; ``ClerkGuard`` builds its ``ClerkAuth`` from ``CLERK_*`` (config, then env)."""
+    app = Flask(__name__)
+    ClerkGuard(app)
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        """Unprotected."""
+        return {"ok": True}
+
+    @app.get("/protected")
+    @require_auth  # always BELOW the route decorator
+    def protected() -> dict[str, Any]:
+        """Any signed-in user; ``current_auth`` is the verified :class:`Session`."""
+        return {"user_id": current_auth.user_id, "org_role": current_auth.org_role}
+
+    @app.get("/admin")
+    @require_auth(role="admin")
+    def admin() -> dict[str, Any]:
+        """Organization admins only."""
+        return user()
+
+    @app.get("/perm")
+    @require_auth(authorize=has_permission("org:reports:read"))
+    def perm() -> dict[str, Any]:
+        """Members whose organization grants ``org:reports:read``."""
+        return user()
+
+    @app.get("/async-authorize")
+    @require_auth(authorize=allow_one_user)
+    def async_authorize() -> dict[str, Any]:
+        """An async authorization callback on a sync view."""
+        return user()
+
+    @app.get("/authorize-raises")
+    @require_auth(authorize=crashing_rule)
+    def authorize_raises() -> dict[str, Any]:
+        """Never reached: the rule raises."""
+        return user()
+
+    @app.get("/truthy")
+    @require_auth(authorize=truthy_rule)
+    def truthy() -> dict[str, Any]:
+        """Never reached: ``1`` is not ``True``."""
+        return user()
+
+    @app.get("/request-arg")
+    @require_auth(authorize=got_flask_request)
+    def request_arg() -> dict[str, Any]:
+        """Allowed when the callback received Flask's own request object."""
+        return user()
+
+    @app.get("/optional")
+    @require_auth(optional=True)
+    def optional() -> dict[str, Any]:
+        """Anonymous or signed in (a token that is sent must still be valid)."""
+        session = get_auth()
+        return {"user_id": session.user_id if session else None}
+
+    @app.route("/preflight", methods=["GET", "OPTIONS"])
+    @require_auth
+    def preflight() -> Any:
+        """``OPTIONS`` (CORS preflight) reaches the view without authentication."""
+        if request.method == "OPTIONS":
+            return "", 204
+        return user()
+
+    @app.get("/sync")
+    @require_auth
+    def sync_view() -> dict[str, Any]:
+        """A sync view."""
+        return {**user(), "kind": "sync"}
+
+    @app.get("/async")
+    @require_auth
+    async def async_view() -> dict[str, Any]:
+        """An async view (Flask runs it on a fresh event loop; the guard stays sync)."""
+        return {**user(), "kind": "async"}
+
+    class Profile(MethodView):
+        """A class-based view: ``decorators`` guards every method."""
+
+        decorators = [require_auth]  # noqa: RUF012 - Flask's class attribute API
+
+        def get(self) -> dict[str, Any]:
+            return user()
+
+    app.add_url_rule("/me", view_func=Profile.as_view("me"))
+
+    reports = Blueprint("reports", __name__, url_prefix="/reports")
+    guard_blueprint(reports, permission="org:reports:read")  # every route of the blueprint
+
+    @reports.get("/")
+    def list_reports() -> dict[str, Any]:
+        return {**user(), "reports": []}
+
+    app.register_blueprint(reports)
+    return app
+
+
+app = create_app()
+
+if __name__ == "__main__":
+    app.run(port=8000)

@@ -1,0 +1,168 @@
+"""A Quart API protected by Clerk session tokens (HTTP and websockets).
+
+Configure it from the environment and run it with any ASGI server::
+
+    export CLERK_PUBLISHABLE_KEY=pk_test_...      # or CLERK_JWKS_URI / CLERK_SECRET_KEY
+    hypercorn examples.quart_app:app --bind 127.0.0.1:8000
+
+Try it without Clerk: ``clerkguard dev-issuer`` prints ``CLERK_*`` variables
+for a local issuer and mints tokens. The key refresher starts with the server
+(``before_serving``) and stops with it (``after_serving``).
+
+These are the routes of clerkguard's shared adapter test table, so every
+framework example answers the same requests the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from quart import Blueprint, Quart, Request, request, websocket
+from quart.views import MethodView
+
+from clerkguard import Session
+from clerkguard.quart import ClerkGuard, current_auth, get_auth, guard_blueprint, require_auth
+from clerkguard.rules import has_permission
+
+#: The only user ``/async-authorize`` lets through.
+ALLOWED_USER = "user_allowed"
+
+
+async def allow_one_user(session: Session, request: Any) -> bool:
+    """An async ``authorize``: it could await a database; here it checks the id."""
+    await asyncio.sleep(0)
+    return session.user_id == ALLOWED_USER
+
+
+def crashing_rule(session: Session, request: Any) -> bool:
+    """A buggy rule: clerkguard answers 403 ``authorization-error``, never 500."""
+    raise RuntimeError("bug in the rule")
+
+
+def truthy_rule(session: Session, request: Any) -> Any:
+    """Returns ``1``: only exactly ``True`` allows, so this denies."""
+    return 1
+
+
+def got_quart_request(session: Session, request: object) -> bool:
+    """``authorize`` is called as ``authorize(session, request)`` with Quart's Request."""
+    return isinstance(request, Request)
+
+
+def user() -> dict[str, Any]:
+    """The JSON most routes answer with."""
+    return {"user_id": current_auth.user_id}
+
+
+def create_app() -> Quart:
+    """The app; ``ClerkGuard`` builds its ``ClerkAuth`` from ``CLERK_*`` (config, then env)."""
+    app = Quart(__name__)
+    ClerkGuard(app)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        """Unprotected."""
+        return {"ok": True}
+
+    @app.get("/protected")
+    @require_auth  # always BELOW the route decorator
+    async def protected() -> dict[str, Any]:
+        """Any signed-in user; ``current_auth`` is the verified :class:`Session`."""
+        return {"user_id": current_auth.user_id, "org_role": current_auth.org_role}
+
+    @app.get("/admin")
+    @require_auth(role="admin")
+    async def admin() -> dict[str, Any]:
+        """Organization admins only."""
+        return user()
+
+    @app.get("/perm")
+    @require_auth(authorize=has_permission("org:reports:read"))
+    async def perm() -> dict[str, Any]:
+        """Members whose organization grants ``org:reports:read``."""
+        return user()
+
+    @app.get("/async-authorize")
+    @require_auth(authorize=allow_one_user)
+    async def async_authorize() -> dict[str, Any]:
+        """An async authorization callback."""
+        return user()
+
+    @app.get("/authorize-raises")
+    @require_auth(authorize=crashing_rule)
+    async def authorize_raises() -> dict[str, Any]:
+        """Never reached: the rule raises."""
+        return user()
+
+    @app.get("/truthy")
+    @require_auth(authorize=truthy_rule)
+    async def truthy() -> dict[str, Any]:
+        """Never reached: ``1`` is not ``True``."""
+        return user()
+
+    @app.get("/request-arg")
+    @require_auth(authorize=got_quart_request)
+    async def request_arg() -> dict[str, Any]:
+        """Allowed when the callback received Quart's own request object."""
+        return user()
+
+    @app.get("/optional")
+    @require_auth(optional=True)
+    async def optional() -> dict[str, Any]:
+        """Anonymous or signed in (a token that is sent must still be valid)."""
+        session = get_auth()
+        return {"user_id": session.user_id if session else None}
+
+    @app.route("/preflight", methods=["GET", "OPTIONS"])
+    @require_auth
+    async def preflight() -> Any:
+        """``OPTIONS`` (CORS preflight) reaches the view without authentication."""
+        if request.method == "OPTIONS":
+            return "", 204
+        return user()
+
+    @app.get("/sync")
+    @require_auth
+    def sync_view() -> dict[str, Any]:
+        """A sync view: Quart runs it in a worker thread; the session is there too."""
+        return {**user(), "kind": "sync"}
+
+    @app.get("/async")
+    @require_auth
+    async def async_view() -> dict[str, Any]:
+        """An async view."""
+        return {**user(), "kind": "async"}
+
+    @app.websocket("/ws")
+    @require_auth
+    async def ws() -> None:
+        """Guarded before ``accept()``: a bad handshake gets the HTTP 401/403."""
+        await websocket.accept()
+        await websocket.send_json(user())
+
+    class Profile(MethodView):
+        """A class-based view: ``decorators`` guards every method."""
+
+        decorators = [require_auth]  # noqa: RUF012 - Quart's class attribute API
+
+        async def get(self) -> dict[str, Any]:
+            return user()
+
+    app.add_url_rule("/me", view_func=Profile.as_view("me"))
+
+    reports = Blueprint("reports", __name__, url_prefix="/reports")
+    guard_blueprint(reports, permission="org:reports:read")  # every route of the blueprint
+
+    @reports.get("/")
+    async def list_reports() -> dict[str, Any]:
+        return {**user(), "reports": []}
+
+    app.register_blueprint(reports)
+    return app
+
+
+app = create_app()
+
+if __name__ == "__main__":
+    app.run(port=8000)
