@@ -19,7 +19,8 @@ Rules for everyone writing docs (every page is covered automatically):
 * Top-level ``await`` works: such a block runs on an event loop shared by the page.
 * Functions named ``test_*`` that a page defines are then called, with their
   arguments filled by name from ``clerk_issuer``, ``clerk_auth``,
-  ``clerk_token`` (clerkguard's pytest fixtures), ``issuer``, ``token``,
+  ``clerk_token`` (clerkguard's pytest fixtures, with their per-test
+  semantics: faults reset, a fresh ``clerk_auth``), ``issuer``, ``token``,
   ``tmp_path`` and ``monkeypatch``; ``async def`` tests are awaited. A test
   shown in the docs therefore really passes.
 * Opt-out, rare: an HTML comment on the line(s) right before the fence,
@@ -49,7 +50,7 @@ from typing import Any
 
 import pytest
 
-from clerkguard.testing import LocalIssuer
+from clerkguard.testing import Fault, LocalIssuer
 
 REPO = Path(__file__).resolve().parents[2]
 SKIP = re.compile(r"<!--\s*skip-sample\b.*?-->")
@@ -140,6 +141,13 @@ def _run_block(block: Block, namespace: dict[str, Any], loop: asyncio.AbstractEv
         pytest.fail(f"{where}: the block is marked sample-raises: {block.raises} but raised nothing")
 
 
+def _reset(issuer: LocalIssuer) -> None:
+    # What the plugin's clerk_issuer fixture does around every test.
+    issuer.set_fault(Fault())
+    issuer.jwks_override = None
+    issuer.reset_count()
+
+
 def _call_test(
     name: str, function: Any, fixtures: dict[str, Any], loop: asyncio.AbstractEventLoop, where: str
 ) -> None:
@@ -150,9 +158,18 @@ def _call_test(
             f"{where}: {name}() asks for {unknown}; docs tests may use {', '.join(FIXTURE_NAMES)} "
             "(see the top of tests/docs/test_samples.py)"
         )
-    result = function(**{p: fixtures[p] for p in parameters})
-    if inspect.isawaitable(result):
-        loop.run_until_complete(result)
+    # Fixture semantics per test, as under pytest: a clean issuer and a fresh, cold ClerkAuth.
+    issuer: LocalIssuer = fixtures["clerk_issuer"]
+    _reset(issuer)
+    auth = issuer.auth()
+    values = {**fixtures, "clerk_auth": auth}
+    try:
+        result = function(**{p: values[p] for p in parameters})
+        if inspect.isawaitable(result):
+            loop.run_until_complete(result)
+    finally:
+        auth.close()
+        _reset(issuer)
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
@@ -166,15 +183,38 @@ def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
     loop.close()
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(REPO)) for p in PAGES])
-def test_python_samples_run(
-    page: Path,
+def run_page(blocks: list[Block], fixtures: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Run a page's blocks in one namespace, then each ``test_*`` it defines; return their names."""
+    # A real module, registered while the page runs: libraries that resolve
+    # annotations through sys.modules[obj.__module__] see what a user's module gives.
+    module = types.ModuleType("__docs_sample__")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    namespace: dict[str, Any] = module.__dict__
+    namespace.update(token=fixtures["token"], issuer=fixtures["issuer"])
+    called: list[str] = []
+    loop = asyncio.new_event_loop()
+    try:
+        for block in blocks:
+            before = dict(namespace)
+            _run_block(block, namespace, loop)
+            for name, value in list(namespace.items()):
+                if name.startswith("test_") and callable(value) and before.get(name) is not value:
+                    _call_test(name, value, fixtures, loop, f"{block.path.name}:{block.line}")
+                    called.append(name)
+    finally:
+        _close_loop(loop)
+    return called
+
+
+@pytest.fixture
+def sample_fixtures(
     clerk_issuer: LocalIssuer,
     clerk_auth: Any,
     clerk_token: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
+) -> dict[str, Any]:
+    """The prepared environment and names every page runs with (see the module docstring)."""
     for name in [n for n in os.environ if n.startswith("CLERK_")]:
         monkeypatch.delenv(name)
     for name, value in clerk_issuer.env().items():
@@ -185,13 +225,7 @@ def test_python_samples_run(
         org_role="admin",
         permissions=["org:invoices:read", "org:reports:read"],
     )
-    # A real module, registered while the page runs: libraries that resolve
-    # annotations through sys.modules[obj.__module__] see what a user's module gives.
-    module = types.ModuleType("__docs_sample__")
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    namespace: dict[str, Any] = module.__dict__
-    namespace.update(token=token, issuer=clerk_issuer)
-    fixtures = {
+    return {
         "clerk_issuer": clerk_issuer,
         "clerk_auth": clerk_auth,
         "clerk_token": clerk_token,
@@ -200,17 +234,13 @@ def test_python_samples_run(
         "tmp_path": tmp_path,
         "monkeypatch": monkeypatch,
     }
-    loop = asyncio.new_event_loop()
-    try:
-        for block in _runnable(page):
-            before = set(namespace)
-            _run_block(block, namespace, loop)
-            for name in sorted(set(namespace) - before):
-                if name.startswith("test_") and callable(namespace[name]):
-                    where = f"{page.relative_to(REPO)}:{block.line}"
-                    _call_test(name, namespace[name], fixtures, loop, where)
-    finally:
-        _close_loop(loop)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(REPO)) for p in PAGES])
+def test_python_samples_run(
+    page: Path, sample_fixtures: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_page(_runnable(page), sample_fixtures, monkeypatch)
 
 
 # -- the extractor itself ------------------------------------------------------------------------
@@ -277,3 +307,44 @@ def test_every_page_is_looked_at() -> None:
     names = {p.name for p in _pages()}
     assert {"README.md", "index.md", "configuration.md", "testing.md"} <= names
     assert any(p.name == "index.md" for p in PAGES)
+
+
+PAGE_WITH_TESTS = """\
+```python
+seen = []
+
+
+def test_sync(clerk_auth, token):
+    seen.append(clerk_auth.verify(token).user_id)
+```
+
+```python
+async def test_async(clerk_auth, clerk_token):
+    seen.append((await clerk_auth.averify(clerk_token(user_id="user_async"))).user_id)
+
+
+import asyncio
+
+await asyncio.sleep(0)  # top-level await: this block runs on the page's event loop
+value = 42
+```
+"""
+
+
+def test_tests_defined_by_a_page_are_called(
+    sample_fixtures: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocks = extract_blocks(Path("page.md"), PAGE_WITH_TESTS)
+    assert run_page(blocks, sample_fixtures, monkeypatch) == ["test_sync", "test_async"]
+    module = sys.modules["__docs_sample__"]
+    assert module.seen == ["user_123", "user_async"]
+    assert module.value == 42
+
+
+def test_a_failing_docs_test_fails(sample_fixtures: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    page = "```python\ndef test_wrong(token):\n    assert token == 'something else'\n```\n"
+    with pytest.raises(AssertionError):
+        run_page(extract_blocks(Path("page.md"), page), sample_fixtures, monkeypatch)
+    unknown = "```python\ndef test_needs(database):\n    pass\n```\n"
+    with pytest.raises(pytest.fail.Exception, match=r"asks for \['database'\]"):
+        run_page(extract_blocks(Path("page.md"), unknown), sample_fixtures, monkeypatch)
