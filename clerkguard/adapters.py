@@ -318,6 +318,7 @@ class Guard(Generic[RequestT]):
         auth, token = started
         session = auth.verify(token)
         for callback, what in self._callbacks(auth):
+            result: object = None
             try:
                 result = callback(session, request)
                 if inspect.isawaitable(result):
@@ -325,6 +326,8 @@ class Guard(Generic[RequestT]):
             except AuthError:
                 raise
             except Exception as exc:
+                if inspect.iscoroutine(result):
+                    result.close()  # never started (the bridge refused): no "never awaited" leak
                 raise self._failed(exc) from None
             self._denied(result, what)
         return session
