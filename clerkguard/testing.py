@@ -362,7 +362,8 @@ class LocalIssuer:
                 claims.pop(name, None)
             else:
                 claims[name] = value
-        return claims
+        # MISSING also removes claims set by named options (azp=MISSING, status=MISSING).
+        return {name: value for name, value in claims.items() if value is not MISSING}
 
     def mint(
         self,
