@@ -33,6 +33,8 @@ _RS256 = JWSRegistry.algorithms["RS256"]
 # Headers this library understands; anything else not listed is ignored,
 # except `crit`, which RFC 7515 section 4.1.11 says must be understood.
 _HEADER_CACHE_SIZE = 256
+#: Marks a member that is not in a JSON object at all (``null`` is a value).
+_ABSENT: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +70,10 @@ def _check_header(segment: str) -> str:
     typ = header.get("typ", "JWT")
     if typ != "JWT":
         raise NotAuthenticated("token-invalid-header", "the token type is not JWT")
-    cat = header.get("cat")
-    if cat is not None and cat not in SESSION_CATEGORIES:
+    # An explicit `"cat": null` is not an absent category; and a list or
+    # object must not reach the (hashing) set lookup.
+    cat = header.get("cat", _ABSENT)
+    if cat is not _ABSENT and not (isinstance(cat, str) and cat in SESSION_CATEGORIES):
         raise NotAuthenticated("token-type-mismatch", "the token is not a Clerk session token")
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
@@ -104,7 +108,8 @@ def parse_token(token: object, headers: HeaderCache) -> ParsedToken:
             ``token-malformed``, ``token-invalid-algorithm``,
             ``token-invalid-header`` or ``token-type-mismatch``.
     """
-    if token is None or token == "":
+    # Type first: comparing an arbitrary object with "" may itself raise.
+    if token is None or (isinstance(token, str) and not token):
         raise NotAuthenticated("token-missing", "no session token was provided", token_present=False)
     if not isinstance(token, str):
         raise _malformed("the token is not a string")
@@ -165,13 +170,14 @@ def check_claims(claims: dict[str, Any], policy: ClaimPolicy, now: float) -> Non
         raise NotAuthenticated("token-invalid-claims", "the token has no session id")
     exp: Any = claims.get("exp")
     iat: Any = claims.get("iat")
-    nbf: Any = claims.get("nbf")
-    if not _is_number(exp) or not _is_number(iat) or (nbf is not None and not _is_number(nbf)):
+    # `nbf` is optional, but a present `"nbf": null` is not a number (Clerk agrees).
+    nbf: Any = claims.get("nbf", _ABSENT)
+    if not _is_number(exp) or not _is_number(iat) or (nbf is not _ABSENT and not _is_number(nbf)):
         raise NotAuthenticated("token-invalid-claims", "exp, iat and nbf must be numbers")
     skew = policy.clock_skew
     if exp <= now - skew:
         raise NotAuthenticated("token-expired", "the token has expired")
-    if nbf is not None and nbf > now + skew:
+    if nbf is not _ABSENT and nbf > now + skew:
         raise NotAuthenticated("token-not-active-yet", "the token is not valid yet")
     if iat > now + skew:
         raise NotAuthenticated("token-iat-in-the-future", "the token was issued in the future")
