@@ -169,7 +169,8 @@ class ClerkAuth:
             self.issuer, self.authorized_parties, self.clock_skew, allow_pending_sessions
         )
         self._headers_cache = HeaderCache()
-        self._cache: dict[str, tuple[Session, float, int]] = {}
+        # token -> (session, exp, earliest valid instant: max(iat, nbf), key generation)
+        self._cache: dict[str, tuple[Session, float, float, int]] = {}
         self._cache_size = token_cache_size
         self.keyring = Keyring(
             url=resolved_uri,
@@ -185,8 +186,14 @@ class ClerkAuth:
         entry = self._cache.get(token)
         if entry is None:
             return None
-        session, exp, generation = entry
-        if generation != self.keyring.generation or exp <= self.clock() - self.clock_skew:
+        session, exp, active_from, generation = entry
+        now = self.clock()
+        # exp, and nbf/iat too: a clock stepped back must not revive a token early.
+        if (
+            generation != self.keyring.generation
+            or exp <= now - self.clock_skew
+            or active_from > now + self.clock_skew
+        ):
             self._cache.pop(token, None)
             return None
         return session
@@ -200,7 +207,9 @@ class ClerkAuth:
                 del cache[next(iter(cache))]
             except (StopIteration, KeyError, RuntimeError):
                 cache.clear()
-        cache[token] = (session, float(session.expires_at), generation)
+        nbf = session.claims.get("nbf")  # a number when present (checked before)
+        active_from = session.issued_at if nbf is None else max(session.issued_at, nbf)
+        cache[token] = (session, float(session.expires_at), float(active_from), generation)
 
     def _key_rejected(
         self, decision: Decision, retry_of_bad_signature: bool
