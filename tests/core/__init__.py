@@ -1,0 +1,1 @@
+"""Tests of the verifier core: token rules, keys, sessions, configuration."""
