@@ -247,7 +247,8 @@ class Guard(Generic[RequestT]):
         if options.cookie_names is not None and not all(options.cookie_names):
             raise ConfigurationError("cookie_names must be a sequence of non-empty names")
         self._sources = options.token_sources
-        self._rule: Rule | None = all_of(*options.rules) if options.rules else None
+        rules = options.rules
+        self._rule: Rule | None = (rules[0] if len(rules) == 1 else all_of(*rules)) if rules else None
 
     # -- pieces ------------------------------------------------------------------
     def auth(self, request: RequestT) -> ClerkAuth:
@@ -321,7 +322,7 @@ class Guard(Generic[RequestT]):
             result: object = None
             try:
                 result = callback(session, request)
-                if inspect.isawaitable(result):
+                if result is not True and inspect.isawaitable(result):
                     result = self.adapter.await_sync(result)
             except AuthError:
                 raise
@@ -342,7 +343,7 @@ class Guard(Generic[RequestT]):
         for callback, what in self._callbacks(auth):
             try:
                 result = callback(session, request)
-                if inspect.isawaitable(result):
+                if result is not True and inspect.isawaitable(result):
                     result = await result
             except AuthError:
                 raise

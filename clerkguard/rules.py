@@ -49,10 +49,12 @@ class _Rule:
         self._check = check
 
     def __call__(self, session: Session, request: Any = None) -> bool | Awaitable[bool]:
-        result = self._check(session, request)
+        result: object = self._check(session, request)
+        if result is True or result is False:  # the common case, without inspect's cost
+            return result
         if inspect.isawaitable(result):
             return result
-        return result is True
+        return False  # defensive: anything else denies
 
     def __repr__(self) -> str:
         return self._name
@@ -99,7 +101,7 @@ def _combine(rules: tuple[Rule, ...], stop_on: bool) -> Callable[[Session, Any],
     def check(session: Session, request: Any) -> bool | Awaitable[bool]:
         for index, rule in enumerate(rules):
             result = rule(session, request)
-            if inspect.isawaitable(result):
+            if result is not True and result is not False and inspect.isawaitable(result):
                 return _continue_async(result, rules[index + 1 :], session, request, stop_on)
             if (result is True) is stop_on:
                 return stop_on
