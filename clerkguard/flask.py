@@ -140,7 +140,6 @@ class _State:
     """What ``app.extensions["clerkguard"]`` holds."""
 
     auth: ClerkAuth
-    check_decorator_order: bool = True
     #: Endpoints found misordered at the first request (``None``: not scanned yet).
     misordered: frozenset[str] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -278,7 +277,7 @@ class ClerkGuard:
     def init_app(self, app: flask.Flask, auth: ClerkAuth | None = None) -> None:
         """Configure ``app``: its ClerkAuth, the JSON error handler, the order check."""
         resolved = auth or self.auth or auth_from_config(app.config)
-        state = _State(resolved, self.check_decorator_order)
+        state = _State(resolved)
         app.extensions[EXTENSION] = state
         app.register_error_handler(AuthHTTPException, _render)
         if not self.check_decorator_order:
