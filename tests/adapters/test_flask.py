@@ -501,3 +501,22 @@ def test_missing_flask_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(MissingDependencyError, match=r'pip install "clerkguard\[flask\]"') as info:
         importlib.import_module("clerkguard.flask")
     assert isinstance(info.value, ImportError)
+
+
+def test_guard_blueprint_also_guards_a_whole_app(clerk_auth: ClerkAuth, clerk_token: Mint) -> None:
+    app = flask.Flask(__name__)
+    ClerkGuard(app, auth=clerk_auth)
+    installed = guard_blueprint(app, optional=True)
+    assert installed.options.optional
+
+    @app.get("/anything")
+    def anything() -> dict[str, Any]:
+        session = get_auth()
+        return {"user_id": session.user_id if session else None}
+
+    client = app.test_client()
+    assert client.get("/anything").get_json() == {"user_id": None}
+    assert client.get("/anything", headers=bearer(clerk_token(user_id="user_app"))).get_json() == {
+        "user_id": "user_app"
+    }
+    assert_error(client.get("/anything", headers=bearer("a.b.c")), 401, "token-malformed")
