@@ -5,6 +5,20 @@
 fetches it is told to start, and reports back with :meth:`JWKSState.finish`.
 Times are monotonic seconds supplied by the caller, so every rule here is
 tested with plain numbers.
+
+The rules, in one place:
+
+* keys are fresh for ``ttl``; a background refresh is due at
+  :attr:`JWKSPolicy.refresh_after` (before ``ttl`` runs out);
+* keys keep serving, stale, until ``ttl + max_stale``; then they are unusable
+  (a cold cache again: requests get 503 until a fetch succeeds);
+* an unknown ``kid``, or a known ``kid`` whose signature failed, may start a
+  fetch at most once per ``cooldown`` (decided when the fetch starts);
+* one fetch at a time: everybody else waits for the one in flight, and a
+  fetch older than :attr:`JWKSPolicy.flight_abandoned_after` is presumed dead;
+* a failed fetch never replaces keys; the next attempt backs off
+  exponentially (1, 2, 4, ... seconds) within the limits below;
+* a result that arrives after a *newer* fetch has finished is dropped.
 """
 
 from __future__ import annotations
@@ -17,6 +31,9 @@ from joserfc.jwk import RSAKey
 from .keys import KeySet
 
 __all__ = ["Decision", "JWKSPolicy", "JWKSState", "Step"]
+
+#: Longest pause between two failed background refreshes (also capped by ``ttl``).
+MAX_BACKOFF = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +90,12 @@ class JWKSState:
         #: generations are discarded.
         self.generation = 0
         self.fetched_at: float | None = None
+        #: Id of the most recently started fetch, and when it started (None: idle).
         self.flight_id = 0
         self.flight_started_at: float | None = None
         self.flight_from_token = False
+        #: Id of the newest fetch whose result was recorded.
+        self.applied_flight_id = 0
         self.next_token_fetch_at = float("-inf")
         self.next_refresh_at = float("-inf")
         self.consecutive_failures = 0
@@ -92,14 +112,31 @@ class JWKSState:
             return None
         return self.keyset
 
+    def stale(self, now: float) -> bool:
+        """True when there are no keys, or they are older than ``ttl``."""
+        return self.fetched_at is None or now - self.fetched_at > self.policy.ttl
+
     def in_flight(self, now: float) -> bool:
         """True while a fetch is running (and not presumed dead)."""
         started = self.flight_started_at
-        return started is not None and now - started <= self.policy.flight_abandoned_after
+        return started is not None and now - started < self.policy.flight_abandoned_after
 
     def refresh_due(self, now: float) -> bool:
         """True when a background refresh should start now."""
         return not self.in_flight(now) and now >= self.next_refresh_at
+
+    def refresh_delay(self, now: float) -> float:
+        """Seconds a refresher may sleep before something can be due.
+
+        Positive whenever :meth:`start_refresh` would refuse, so a refresher
+        that sleeps this long and then tries never spins: while a fetch is in
+        flight it sleeps until that fetch is presumed dead (the shell also
+        wakes it when the fetch finishes); otherwise until the next refresh.
+        """
+        started = self.flight_started_at
+        if started is not None and self.in_flight(now):
+            return started + self.policy.flight_abandoned_after - now
+        return max(self.next_refresh_at - now, 0.0)
 
     # -- transitions -----------------------------------------------------------
     def _start(self, now: float, from_token: bool) -> None:
@@ -129,7 +166,7 @@ class JWKSState:
         """Decide how to obtain the key for ``kid``.
 
         Args:
-            kid: The token's key id (ignored for static keys, not here).
+            kid: The token's key id.
             now: Monotonic time.
             rejected_generation: Set when the key of that generation failed
                 the signature check: a rotated key may keep its kid.
@@ -153,15 +190,15 @@ class JWKSState:
 
     def _reject(self, keyset: KeySet | None, now: float) -> Decision:
         if keyset is None:
-            retry = max(self.next_token_fetch_at - now, 1.0)
             if self.in_flight(now):
                 retry = 1.0
+            else:
+                retry = max(self.next_token_fetch_at - now, 1.0)
             return Decision(Step.REJECT, unavailable=True, retry_after=retry)
         return Decision(Step.REJECT, generation=self.generation)
 
     def _backoff(self) -> float:
-        # 1, 2, 4, ... seconds, capped: at the cooldown for token-triggered
-        # retries on a cold cache, at the TTL for background refreshes.
+        # 1, 2, 4, ... seconds after the 1st, 2nd, 3rd... consecutive failure.
         return float(2 ** min(self.consecutive_failures - 1, 16))
 
     def finish(self, flight_id: int, now: float, result: KeySet | str) -> bool:
@@ -172,14 +209,20 @@ class JWKSState:
         """
         if flight_id == self.flight_id:
             self.flight_started_at = None
+        if flight_id < self.applied_flight_id:
+            # A newer fetch has already been recorded; this answer is older news.
+            return False
+        self.applied_flight_id = flight_id
         if isinstance(result, str):
             self.failures += 1
             self.consecutive_failures += 1
             self.last_error = result
             backoff = self._backoff()
-            self.next_refresh_at = now + min(max(backoff, self.policy.cooldown), self.policy.ttl)
+            # Background: retry no sooner than the cooldown, no later than ttl.
+            self.next_refresh_at = now + min(max(backoff, self.policy.cooldown), self.policy.ttl, MAX_BACKOFF)
             if self.usable(now) is None:
-                # Cold: let the next token retry soon, but back off exponentially.
+                # Cold: every request is failing, so let a token retry soon,
+                # but back off exponentially (up to the cooldown).
                 self.next_token_fetch_at = now + min(backoff, self.policy.cooldown)
             return False
         self.consecutive_failures = 0

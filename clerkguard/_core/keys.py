@@ -97,6 +97,8 @@ def _validate_rsa(jwk: Mapping[str, Any]) -> RSAKey:
     bits = n.bit_length()
     if not MIN_MODULUS_BITS <= bits <= MAX_MODULUS_BITS:
         raise ValueError(f"modulus of {bits} bits outside {MIN_MODULUS_BITS}..{MAX_MODULUS_BITS}")
+    if n % 2 == 0:  # a product of two large primes is odd
+        raise ValueError("modulus is even")
     if e < 3 or e % 2 == 0 or e.bit_length() > 32:
         raise ValueError("unsafe public exponent")
     public = {"kty": "RSA", "n": jwk["n"], "e": jwk["e"]}
