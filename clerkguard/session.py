@@ -36,7 +36,12 @@ REVERIFICATION_PRESETS: Mapping[str, Reverification] = MappingProxyType(
     }
 )
 
+# Scopes of `fea`/`pla` entries, as Clerk's `splitByScope` reads them.
 _ORG_SCOPES = frozenset({"o", "ou", "uo"})
+_USER_SCOPES = frozenset({"u", "ou", "uo"})
+# Scope names a caller may write in `has(feature=...)` / `has(plan=...)`.
+_WANTED_ORG = frozenset({"org", "o", "organization"})
+_WANTED_USER = frozenset({"user", "u"})
 
 
 def _split_csv(value: object) -> list[str]:
@@ -45,51 +50,83 @@ def _split_csv(value: object) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+def _scoped_entries(claim: object) -> list[tuple[str, str]] | None:
+    """``scope:name`` entries of a ``fea``/``pla`` claim; ``None`` when malformed.
+
+    Like Clerk's ``splitByScope``: comma-split, trimmed, split at the first
+    ``:``. Clerk throws on an entry without a colon (an empty one included);
+    here the whole claim is then unusable, so it grants nothing.
+    """
+    if not isinstance(claim, str):
+        return None
+    if not claim:
+        return []
+    entries = []
+    for part in claim.split(","):
+        scope, sep, name = part.strip().partition(":")
+        if not sep:
+            return None
+        entries.append((scope, name))
+    return entries
+
+
+def _mask_bits(text: str, width: int) -> int:
+    """The low ``width`` bits of the decimal ``text``; 0 unless it is all ASCII digits."""
+    if not text.isascii() or not text.isdigit() or width <= 0:
+        return 0
+    # 10**width is a multiple of 2**width, so the low `width` bits depend only
+    # on the last `width` digits: no huge integers, however long the mask.
+    try:
+        return int(text[-width:])
+    except ValueError:  # beyond the interpreter's int-conversion digit limit
+        return 0
+
+
 def decode_org_permissions(features: object, permissions: object, masks: object) -> tuple[str, ...]:
     """Decode v2 ``fea`` / ``o.per`` / ``o.fpm`` into ``org:feature:permission`` strings.
 
-    For org feature *i* and bit *j* of the decimal mask ``fpm[i]`` (least
-    significant first, *j* < len(per)), grant ``org:{feature}:{per[j]}``.
-    A mask that is not all digits grants nothing.
+    For org feature *i* (scope ``o``, ``ou`` or ``uo``, in ``fea`` order) and
+    bit *j* of the decimal mask ``fpm[i]`` (least significant first,
+    *j* < len(per)), grant ``org:{feature}:{per[j]}``, as Clerk's
+    ``buildOrgPermissions`` does. A mask that is not all digits grants
+    nothing but keeps its place; a malformed ``fea`` grants nothing at all.
+    An empty feature or permission name keeps its place and grants nothing.
     """
-    org_features = []
-    for entry in _split_csv(features):
-        scope, sep, name = entry.partition(":")
-        if sep and scope in _ORG_SCOPES and name:
-            org_features.append(name)
-    per = _split_csv(permissions)
-    fpm = [m.strip() for m in masks.split(",")] if isinstance(masks, str) else []
+    entries = _scoped_entries(features)
+    if not entries or not isinstance(permissions, str) or not isinstance(masks, str):
+        return ()
+    if not permissions or not masks:
+        return ()
+    org_features = [name for scope, name in entries if scope in _ORG_SCOPES]
+    # Positions matter: empty entries are kept, never compacted away.
+    per = [p.strip() for p in permissions.split(",")]
+    fpm = [m.strip() for m in masks.split(",")]
     granted: list[str] = []
-    for i, feature in enumerate(org_features):
-        if i >= len(fpm):
-            break
-        mask_text = fpm[i]
-        if not mask_text.isascii() or not mask_text.isdigit() or len(mask_text) > 20:
+    for feature, mask_text in zip(org_features, fpm, strict=False):  # extra masks grant nothing
+        mask = _mask_bits(mask_text, len(per))
+        if not mask or not feature:
             continue
-        mask = int(mask_text)
         for j, perm in enumerate(per):
-            if mask >> j & 1:
+            if perm and mask >> j & 1:
                 granted.append(f"org:{feature}:{perm}")
     return tuple(granted)
 
 
-def _scoped(claim: object) -> tuple[frozenset[str], frozenset[str]]:
-    """Split a ``fea``/``pla`` claim into (org names, user names)."""
-    org: set[str] = set()
-    user: set[str] = set()
-    for entry in _split_csv(claim):
-        scope, sep, name = entry.partition(":")
-        if not sep or not name:
-            continue
-        if "o" in scope:
-            org.add(name)
-        if "u" in scope:
-            user.add(name)
-    return frozenset(org), frozenset(user)
+def _scoped(claim: object) -> tuple[frozenset[str], frozenset[str]] | None:
+    """Split a ``fea``/``pla`` claim into (org names, user names); ``None`` when malformed."""
+    entries = _scoped_entries(claim)
+    if entries is None:
+        return None
+    org = frozenset(name for scope, name in entries if scope in _ORG_SCOPES)
+    user = frozenset(name for scope, name in entries if scope in _USER_SCOPES)
+    return org, user
 
 
 def _with_org_prefix(value: str) -> str:
-    return value if value.startswith("org:") else f"org:{value}"
+    # Clerk's prefixWithOrg: any run of leading "org:" becomes exactly one.
+    while value.startswith("org:"):
+        value = value[4:]
+    return f"org:{value}"
 
 
 def _freeze(value: Any) -> Any:
@@ -173,7 +210,8 @@ class Session:
         if (
             isinstance(fva, list)
             and len(fva) == 2
-            and all(isinstance(x, int) and not isinstance(x, bool) for x in fva)
+            # Minutes, or -1 for a factor group that is not set up (Clerk's isValidFactorAge).
+            and all(isinstance(x, int) and not isinstance(x, bool) and x >= -1 for x in fva)
         ):
             age = (fva[0], fva[1])
         act = claims.get("act")
@@ -223,8 +261,9 @@ class Session:
         """Clerk's ``has()``: True only when *every* given condition holds.
 
         ``role``/``permission`` need an active organization (``admin`` equals
-        ``org:admin``). ``feature``/``plan`` accept ``org:name``, ``user:name``
-        or a bare ``name`` (either scope). ``reverification`` is a preset name
+        ``org:admin``). ``feature``/``plan`` accept ``org:name`` (also
+        ``o:``/``organization:``), ``user:name`` (also ``u:``) or a bare
+        ``name`` (either scope), as Clerk does. ``reverification`` is a preset name
         (``strict_mfa``, ``strict``, ``moderate``, ``lax``) or a
         :class:`Reverification` dict. With no condition, or with anything
         that cannot be decided (unknown preset, no ``fva`` claim), the answer
@@ -234,12 +273,12 @@ class Session:
         if all(c is None for c in conditions):
             return False
         if role is not None:
-            if self.org_id is None or self.org_role is None or not isinstance(role, str):
+            if not self.org_id or not self.org_role or not isinstance(role, str) or not role:
                 return False
-            if _with_org_prefix(role) != self.org_role:
+            if _with_org_prefix(role) != _with_org_prefix(self.org_role):
                 return False
         if permission is not None:
-            if self.org_id is None or not isinstance(permission, str):
+            if not self.org_id or not isinstance(permission, str) or not permission:
                 return False
             if _with_org_prefix(permission) not in self.org_permissions:
                 return False
@@ -253,13 +292,18 @@ class Session:
     def _scoped_has(claim: object, wanted: object) -> bool:
         if not isinstance(wanted, str) or not wanted:
             return False
-        org, user = _scoped(claim)
+        scoped = _scoped(claim)
+        if scoped is None:
+            return False
+        org, user = scoped
         scope, sep, name = wanted.partition(":")
         if not sep:
             return wanted in org or wanted in user
-        if scope == "org":
+        if not name:
+            return False
+        if scope in _WANTED_ORG:
             return name in org
-        if scope == "user":
+        if scope in _WANTED_USER:
             return name in user
         return False
 
