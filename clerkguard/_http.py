@@ -2,33 +2,59 @@
 
 They share every rule (status, redirects, size cap, decompression, deadline)
 through :func:`_check_response` and :class:`_BodyReader`; only the I/O calls differ.
+
+``http_timeout`` bounds the *whole* fetch, not each read: httpx timeouts apply
+per operation, so a server that drips one byte a second would hold a plain
+client forever. The async fetcher is wrapped in ``asyncio.wait_for``. The sync
+fetcher runs on :class:`_DeadlineBackend`, an httpcore network backend that
+caps every connect, read and write at the time left before the deadline and
+can be aborted from another thread (``close()``) by shutting the socket down.
+
+Each fetch uses its own client: fetches are rare (every few minutes), a fresh
+client has no pooled connection to inherit across ``fork()``, and nothing
+needs closing between fetches.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
 import ssl
 import threading
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+import httpcore
 import httpx
 
 from ._core.keys import MAX_JWKS_BYTES, KeySet, parse_jwks
 
-__all__ = ["FetchError", "fetch_jwks_async", "fetch_jwks_sync"]
+__all__ = ["FetchControl", "FetchError", "fetch_jwks_async", "fetch_jwks_sync"]
 
 _ssl_lock = threading.Lock()
 _ssl_context: ssl.SSLContext | None = None
+_plain_context: ssl.SSLContext | None = None
+
+
+def _reset_ssl_lock() -> None:
+    # A lock held by another thread at fork() stays held forever in the child.
+    global _ssl_lock
+    _ssl_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_ssl_lock)
 
 
 class FetchError(Exception):
-    """A JWKS fetch failed; the message is a short, safe reason."""
+    """A JWKS fetch failed; the message is a short, safe reason (never the body)."""
 
 
 def _tls() -> ssl.SSLContext:
-    # Building a verifying SSL context costs milliseconds; build it once.
+    # Building a verifying SSL context loads the CA bundle (milliseconds): once.
     global _ssl_context
     with _ssl_lock:
         if _ssl_context is None:
@@ -36,25 +62,204 @@ def _tls() -> ssl.SSLContext:
         return _ssl_context
 
 
+def _tls_ready() -> bool:
+    return _ssl_context is not None
+
+
+def _context_for(url: str) -> ssl.SSLContext:
+    """The SSL context for ``url``: the verifying one for https.
+
+    Plain-http URLs (allowed for loopback only) never speak TLS, and redirects
+    are not followed, so they get a bare context that verifies with no trust
+    anchors at all (cheap to build; it could not accept any certificate).
+    """
+    if url.lower().startswith("https:"):
+        return _tls()
+    global _plain_context
+    with _ssl_lock:
+        if _plain_context is None:
+            _plain_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        return _plain_context
+
+
+class FetchControl:
+    """The deadline of one sync fetch, and a switch to abort it from another thread."""
+
+    def __init__(self, timeout: float) -> None:
+        self.deadline = time.monotonic() + timeout
+        self.aborted = False
+        self._streams: list[httpcore.NetworkStream] = []
+        self._lock = threading.Lock()
+
+    def remaining(self, timeout: float | None, error: type[Exception]) -> float:
+        """Seconds an I/O call may block: its own timeout, capped by the deadline."""
+        if self.aborted:
+            raise error("fetch aborted")
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise error("deadline exceeded")
+        return left if timeout is None else min(timeout, left)
+
+    def track(self, stream: httpcore.NetworkStream) -> httpcore.NetworkStream:
+        """Remember an open connection so that :meth:`abort` can interrupt it."""
+        with self._lock:
+            aborted = self.aborted
+            if not aborted:
+                self._streams.append(stream)
+        if aborted:
+            stream.close()
+            raise httpcore.ConnectError("fetch aborted")
+        return stream
+
+    def abort(self) -> None:
+        """Stop the fetch now: a blocked ``recv`` in the fetching thread returns."""
+        with self._lock:
+            self.aborted = True
+            streams, self._streams = self._streams, []
+        for stream in streams:
+            sock = stream.get_extra_info("socket")
+            if isinstance(sock, socket.socket):
+                try:
+                    # shutdown(), unlike close(), wakes a thread blocked in recv().
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream, control: FetchControl) -> None:
+        self._inner = inner
+        self._control = control
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, self._control.remaining(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, self._control.remaining(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        wait = self._control.remaining(timeout, httpcore.ConnectTimeout)
+        tls = self._inner.start_tls(ssl_context, server_hostname, wait)
+        return self._control.track(_DeadlineStream(tls, self._control))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, control: FetchControl) -> None:
+        self._inner = httpcore.SyncBackend()
+        self._control = control
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        wait = self._control.remaining(timeout, httpcore.ConnectTimeout)
+        stream = self._inner.connect_tcp(host, port, wait, local_address, socket_options)
+        return self._control.track(_DeadlineStream(stream, self._control))
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("unix sockets are not used for JWKS")
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, min(seconds, self._control.deadline - time.monotonic())))
+
+
+class _CoreStream(httpx.SyncByteStream):
+    def __init__(self, stream: Iterable[bytes]) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._stream
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            close()
+
+
+class _DeadlineTransport(httpx.BaseTransport):
+    """An httpx transport on an httpcore pool that uses :class:`_DeadlineBackend`.
+
+    Exceptions stay httpcore's; :func:`_describe` maps both families.
+    """
+
+    def __init__(self, ssl_context: ssl.SSLContext, control: FetchControl) -> None:
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=1,
+            http1=True,
+            http2=False,
+            retries=0,
+            network_backend=_DeadlineBackend(control),
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        content: Any = request.stream
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=content,
+            extensions=request.extensions,
+        )
+        response = self._pool.handle_request(core_request)
+        stream: Any = response.stream
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_CoreStream(stream),
+            extensions=response.extensions,
+        )
+
+    def close(self) -> None:
+        self._pool.close()
+
+
 class _BodyReader:
     """Accumulates a response body under the size cap, decompressing itself.
 
     The raw stream is read so that a small gzip bomb cannot expand beyond the
-    cap inside one decoder call.
+    cap inside one decoder call: each call may produce at most the room left.
     """
 
-    def __init__(self, encoding: str, deadline: float) -> None:
+    def __init__(self, response: httpx.Response, deadline: float) -> None:
         self.deadline = deadline
         self.buf = bytearray()
-        enc = encoding.strip().lower()
+        enc = response.headers.get("content-encoding", "").strip().lower()
+        if response.is_stream_consumed:
+            # In-memory transports (httpx.MockTransport) hand over a body that
+            # httpx has already read and decoded: only the size cap applies.
+            enc = "identity"
         if enc in ("", "identity"):
             self._z: Any = None
+            # Refuse an announced oversize body before reading a byte of it.
+            length = response.headers.get("content-length", "")
+            if length.isascii() and length.isdigit() and int(length) > MAX_JWKS_BYTES:
+                raise FetchError("body larger than 1 MiB")
         elif enc in ("gzip", "x-gzip"):
             self._z = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
         elif enc == "deflate":
             self._z = zlib.decompressobj()
         else:
-            raise FetchError(f"unsupported content-encoding {enc[:20]!r}")
+            raise FetchError("unsupported content-encoding")
 
     def feed(self, chunk: bytes) -> None:
         if time.monotonic() > self.deadline:
@@ -72,10 +277,20 @@ class _BodyReader:
             raise FetchError("body larger than 1 MiB")
 
     def keyset(self) -> KeySet:
+        if self._z is not None and not self._z.eof:
+            raise FetchError("truncated compressed body")
         try:
             return parse_jwks(bytes(self.buf))
         except ValueError as exc:
+            # JWKSError messages are fixed phrases; no part of the body is quoted.
             raise FetchError(str(exc)) from None
+
+
+def _raw_chunks(response: httpx.Response) -> Iterator[bytes]:
+    if response.is_stream_consumed:
+        yield response.content
+    else:
+        yield from response.iter_raw()
 
 
 def _check_response(response: httpx.Response) -> None:
@@ -85,65 +300,77 @@ def _check_response(response: httpx.Response) -> None:
         raise FetchError(f"HTTP {response.status_code}")
 
 
-def _client_options(timeout: float, transport: Any) -> dict[str, Any]:
+def _client_options(url: str, timeout: float, transport: Any) -> dict[str, Any]:
     options: dict[str, Any] = {
         "timeout": httpx.Timeout(timeout),
         "follow_redirects": False,
+        # No proxies or .netrc from the environment: keys come from the configured URL only.
         "trust_env": False,
         "headers": {"Accept": "application/json", "Accept-Encoding": "gzip, identity"},
     }
     if transport is not None:
         options["transport"] = transport
     else:
-        options["verify"] = _tls()
+        options["verify"] = _context_for(url)
     return options
 
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, FetchError):
         return str(exc)
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, (httpx.TimeoutException, httpcore.TimeoutException)):
         return "timed out"
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, (httpx.ConnectError, httpcore.ConnectError)):
         return "connection failed"
-    if isinstance(exc, httpx.HTTPError):
-        return f"HTTP error ({type(exc).__name__})"
+    if isinstance(exc, (httpx.HTTPError, httpcore.NetworkError, httpcore.ProtocolError)):
+        return "connection error"
     return f"unexpected error ({type(exc).__name__})"
 
 
-def fetch_jwks_sync(url: str, headers: Mapping[str, str], timeout: float, transport: Any = None) -> KeySet:
-    """Fetch and parse a JWKS document with a blocking client.
+def fetch_jwks_sync(
+    url: str, headers: Mapping[str, str], control: FetchControl, transport: Any = None
+) -> KeySet:
+    """Fetch and parse a JWKS document with a blocking client, within ``control.deadline``.
 
     Raises:
         FetchError: for every failure, with a reason safe to log.
     """
-    deadline = time.monotonic() + timeout
     try:
-        with httpx.Client(**_client_options(timeout, transport)) as client:
+        if transport is None:
+            transport = _DeadlineTransport(_context_for(url), control)
+        timeout = control.remaining(None, httpcore.ConnectTimeout)
+        with httpx.Client(**_client_options(url, timeout, transport)) as client:
             with client.stream("GET", url, headers=dict(headers)) as response:
                 _check_response(response)
-                reader = _BodyReader(response.headers.get("content-encoding", ""), deadline)
-                if response.is_stream_consumed:  # in-memory transports (httpx.MockTransport)
-                    reader.feed(response.content)
-                else:
-                    for chunk in response.iter_raw():
-                        reader.feed(chunk)
+                reader = _BodyReader(response, control.deadline)
+                for chunk in _raw_chunks(response):
+                    reader.feed(chunk)
         return reader.keyset()
     except Exception as exc:
+        if control.aborted:
+            raise FetchError("aborted (closing)") from None
+        # `from None`: httpx exceptions carry the request, headers included.
         raise FetchError(_describe(exc)) from None
 
 
 async def fetch_jwks_async(
     url: str, headers: Mapping[str, str], timeout: float, transport: Any = None
 ) -> KeySet:
-    """Fetch and parse a JWKS document with an async client (same rules as sync)."""
+    """Fetch and parse a JWKS document with an async client (same rules as sync).
+
+    The caller bounds the whole call with ``asyncio.wait_for``; ``timeout``
+    also caps each network operation and the body reading.
+    """
     deadline = time.monotonic() + timeout
     try:
-        async with httpx.AsyncClient(**_client_options(timeout, transport)) as client:
+        if transport is None and url.lower().startswith("https:") and not _tls_ready():
+            # Loading the CA bundle takes milliseconds: not on the event loop.
+            await asyncio.to_thread(_tls)
+        async with httpx.AsyncClient(**_client_options(url, timeout, transport)) as client:
             async with client.stream("GET", url, headers=dict(headers)) as response:
                 _check_response(response)
-                reader = _BodyReader(response.headers.get("content-encoding", ""), deadline)
-                if response.is_stream_consumed:  # in-memory transports (httpx.MockTransport)
+                reader = _BodyReader(response, deadline)
+                if response.is_stream_consumed:
                     reader.feed(response.content)
                 else:
                     async for chunk in response.aiter_raw():

@@ -1,15 +1,42 @@
 """The I/O shell around :class:`~clerkguard._core.jwks.JWKSState`.
 
-One :class:`Keyring` per :class:`~clerkguard.ClerkAuth`. Sync callers wait on
-a ``threading.Event``; async callers await a future resolved thread-safely;
-both join the same in-flight fetch, so a cold start hit by threads and tasks
-at once makes one request. The lock is held only around state-machine calls,
-never during I/O.
+One :class:`Keyring` per :class:`~clerkguard.ClerkAuth`. Every decision is the
+state machine's; this module only runs what it asks for:
+
+* **One fetch at a time.** A fetch is a :class:`_Flight`. Sync callers wait on
+  its ``threading.Event``; async callers await a future that the flight
+  resolves thread-safely on their own loop. So threads and tasks (on any
+  number of loops) join the same fetch, and a cold start hit by both at once
+  makes one request. The lock is held only around state-machine calls, never
+  during I/O.
+* **Bounded waits.** A waiter gives up after ``http_timeout`` (503), however
+  the fetch behaves. A fetch run by a task whose event loop has stopped or
+  closed can never finish: waiters notice (they poll the loop while they
+  wait) and abandon it.
+* **The flight always lands.** Every fetch path ends in :meth:`Keyring._finish`
+  through ``finally`` (threads), ``finally`` plus a done-callback (tasks: a
+  task cancelled before its first step never enters its ``try``), so waiters
+  are released and the state leaves "in flight" whatever happens.
+* **Background refresh.** A daemon thread for sync users, a task for async
+  users, started lazily on first use (and by adapters' startup hooks through
+  :meth:`Keyring.start_async_refresher`). It sleeps exactly until the state
+  machine says a refresh is due, so a cold or failing state never spins.
+* **Processes.** ``os.register_at_fork`` (with a pid check as a backstop)
+  gives a forked child fresh locks and no flight or refresher of its parent,
+  but keeps the parent's keys: a ``gunicorn --preload`` worker starts warm.
+* **Closing.** :meth:`Keyring.close` / :meth:`Keyring.aclose` abort in-flight
+  fetches (shutting their sockets down), stop refreshers and wait for them:
+  no ``clerkguard-jwks-*`` thread or task remains.
+
+Failures are logged under ``clerkguard.jwks``: one WARNING per
+``_WARN_EVERY`` seconds at most, with a short fixed reason, never a response
+body, header or secret.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import threading
@@ -17,20 +44,27 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
+from urllib.parse import urlsplit
 
 from joserfc.jwk import RSAKey
 
 from ._core.jwks import Decision, JWKSPolicy, JWKSState, Step
 from ._core.keys import KeySet
-from ._http import FetchError, fetch_jwks_async, fetch_jwks_sync
+from ._http import FetchControl, FetchError, fetch_jwks_async, fetch_jwks_sync
 
 __all__ = ["JWKSStats", "Keyring"]
 
 logger = logging.getLogger("clerkguard.jwks")
 
-#: Minimum seconds between two WARNING logs about a failing endpoint.
+#: Minimum seconds between two WARNING logs about a failing endpoint (per keyring).
 _WARN_EVERY = 300.0
+#: How often a waiter checks that the event loop running its fetch is still alive.
+_ORPHAN_POLL = 0.1
+#: Longest single sleep of a refresher (it recomputes after waking).
+_MAX_SLEEP = 3600.0
+
+_serials = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -42,9 +76,10 @@ class JWKSStats:
         failures: Fetches that failed.
         last_success: Wall-clock time (Unix seconds) of the last good fetch.
         last_error: Reason of the most recent failure, ``None`` after a success.
-        key_ids: The usable key ids, sorted.
+        key_ids: The usable key ids, sorted (empty once keys are older than
+            ``jwks_ttl + jwks_max_stale``).
         generation: Bumped each time the key material changes.
-        stale: True when the keys are older than ``jwks_ttl``.
+        stale: True when there are no keys or they are older than ``jwks_ttl``.
     """
 
     fetches: int
@@ -56,18 +91,42 @@ class JWKSStats:
     stale: bool
 
 
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """A failed fetch: the reason recorded, and whether it deserves a WARNING."""
+
+    reason: str
+    #: False when the endpoint is not to blame (cancelled, closing, loop died).
+    loud: bool = True
+
+
 class _Flight:
     """One fetch in progress: a thread event plus async waiters on any loop."""
 
-    __slots__ = ("_lock", "_waiters", "event", "flight_id")
+    __slots__ = ("_lock", "_waiters", "control", "event", "finished", "flight_id", "loop", "task")
 
-    def __init__(self, flight_id: int) -> None:
+    def __init__(self, flight_id: int, loop: asyncio.AbstractEventLoop | None) -> None:
         self.flight_id = flight_id
         self.event = threading.Event()
+        #: The loop running the fetch task; ``None`` for a fetch in a thread.
+        self.loop = loop
+        self.task: asyncio.Task[None] | None = None
+        #: Deadline and abort switch of a fetch in a thread.
+        self.control: FetchControl | None = None
+        #: Set (under the keyring lock) when the outcome has been recorded.
+        self.finished = False
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._lock = threading.Lock()
 
+    def orphaned(self) -> bool:
+        """True when the loop that runs this fetch cannot run it any more."""
+        loop = self.loop
+        if loop is None or self.event.is_set():
+            return False
+        return loop.is_closed() or not loop.is_running()
+
     def async_waiter(self) -> asyncio.Future[None]:
+        """A future on the running loop, resolved when the flight lands."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         with self._lock:
@@ -78,6 +137,7 @@ class _Flight:
         return future
 
     def done(self) -> None:
+        """Release every waiter (idempotent)."""
         with self._lock:
             self.event.set()
             waiters, self._waiters = self._waiters, []
@@ -87,26 +147,86 @@ class _Flight:
             except RuntimeError:  # that loop is closed; nobody is waiting there
                 pass
 
+    def cancel(self) -> None:
+        """Interrupt the fetch: shut its socket down (thread) or cancel its task."""
+        if self.control is not None:
+            self.control.abort()
+        task = self.task
+        if task is not None and not task.done():
+            try:
+                task.get_loop().call_soon_threadsafe(task.cancel)
+            except RuntimeError:  # loop closed: the task will never run again
+                pass
+
 
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _safe_url(url: str) -> str:
+    """``url`` without credentials, query or fragment (for logs)."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+    except ValueError:
+        return "<invalid url>"
+
+
+# -- fork safety ---------------------------------------------------------------------
+_registry_lock = threading.Lock()
 _keyrings: weakref.WeakSet[Keyring] = weakref.WeakSet()
+_held: list[Keyring] = []
+
+
+def _before_fork() -> None:
+    # Hold every keyring lock across fork() so no child copies a half-updated state.
+    _registry_lock.acquire()
+    _held[:] = list(_keyrings)
+    for keyring in _held:
+        keyring._lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for keyring in _held:
+        keyring._lock.release()
+    _held.clear()
+    _registry_lock.release()
 
 
 def _after_fork_in_child() -> None:
-    for keyring in list(_keyrings):
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    for keyring in _held:
         keyring._reset_after_fork()
+    _held.clear()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+    )
 
 
 class Keyring:
-    """Keys for one ClerkAuth: a static PEM key, or a remote JWKS with caching."""
+    """Keys for one ClerkAuth: a static PEM key, or a remote JWKS with caching.
+
+    Args:
+        url: The JWKS URL (``None`` with a static key).
+        headers: Extra request headers (the Backend API's ``Authorization``).
+        policy: TTL, cooldown, max-stale and timeout.
+        static_key: The PEM key of ``jwt_key``: no fetching at all.
+        transport: An ``httpx`` transport used instead of the network (tests).
+        on_change: Called (outside the lock) when the key material changes.
+    """
 
     def __init__(
         self,
@@ -125,16 +245,27 @@ class Keyring:
         self._transport = transport
         self._on_change = on_change
         self._state = JWKSState(policy)
-        self._lock = threading.Lock()
-        self._flight: _Flight | None = None
+        self.name = f"clerkguard-jwks-{next(_serials)}"
+        """Prefix of the names of this keyring's threads and tasks."""
         self._closed = False
-        self._pid = os.getpid()
         self._last_warning = float("-inf")
         self._last_success_wall: float | None = None
+        #: Refresher loop iterations (tests assert that a refresher sleeps).
+        self._wakeups = 0
+        self._init_runtime()
+        with _registry_lock:
+            _keyrings.add(self)
+
+    def _init_runtime(self) -> None:
+        """Per-process machinery: what a forked child must not inherit."""
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._flight: _Flight | None = None
+        self._flights: set[_Flight] = set()
+        self._threads: set[threading.Thread] = set()
         self._refresher_thread: threading.Thread | None = None
         self._refresher_task: asyncio.Task[None] | None = None
-        self._wake = threading.Event()
-        _keyrings.add(self)
 
     # -- public-ish ------------------------------------------------------------
     @property
@@ -146,9 +277,8 @@ class Keyring:
         """A consistent snapshot of the cache."""
         with self._lock:
             state = self._state
-            keyset = state.keyset
             now = time.monotonic()
-            stale = state.fetched_at is None or now - state.fetched_at > self.policy.ttl
+            keyset = state.usable(now)
             return JWKSStats(
                 fetches=state.fetches,
                 failures=state.failures,
@@ -156,7 +286,7 @@ class Keyring:
                 last_error=state.last_error,
                 key_ids=tuple(sorted(keyset.keys)) if keyset else (),
                 generation=state.generation,
-                stale=stale and self.static_key is None,
+                stale=self.static_key is None and state.stale(now),
             )
 
     def keyset(self) -> KeySet | None:
@@ -164,33 +294,51 @@ class Keyring:
         return self._state.keyset
 
     # -- resolving a key -------------------------------------------------------
-    def _decide(self, kid: str, rejected: int | None, waited: bool) -> tuple[Decision, _Flight | None]:
+    def _new_flight(self, loop: asyncio.AbstractEventLoop | None) -> _Flight:
+        # Lock held: the state machine has just recorded the start of a fetch.
+        flight = _Flight(self._state.flight_id, loop)
+        self._flight = flight
+        self._flights.add(flight)
+        return flight
+
+    def _decide(
+        self, kid: str, rejected: int | None, waited: bool, loop: asyncio.AbstractEventLoop | None
+    ) -> tuple[Decision, _Flight | None]:
+        self._reap_orphan()
         with self._lock:
             decision = self._state.resolve(kid, time.monotonic(), rejected_generation=rejected, waited=waited)
-            started = decision.step is Step.FETCH or decision.refresh
-            if started:
-                self._flight = _Flight(self._state.flight_id)
-            return decision, self._flight
+            if decision.step is Step.FETCH or decision.refresh:
+                return decision, self._new_flight(loop)
+            if decision.step is Step.WAIT:
+                return decision, self._flight
+            return decision, None
 
     def key_sync(self, kid: str, rejected: int | None = None) -> Decision:
-        """Resolve ``kid`` from a thread; may wait up to ``http_timeout``."""
+        """Resolve ``kid`` from a thread; waits at most ``http_timeout``."""
         if self.static_key is not None:
             return self._static(rejected)
         self._check_pid()
+        deadline: float | None = None
         waited = False
         while True:
-            decision, flight = self._decide(kid, rejected, waited)
+            decision, flight = self._decide(kid, rejected, waited, None)
             if decision.step is Step.USE:
-                if decision.refresh and flight is not None:
-                    self._spawn_thread_fetch(flight)
+                if flight is not None:  # a refresh is due: in the background
+                    self._start_thread_fetch(flight)
                 self._ensure_thread_refresher()
                 return decision
-            if decision.step is Step.REJECT or flight is None:
+            if decision.step is Step.REJECT:
                 return decision
-            if decision.step is Step.FETCH:
-                self._spawn_thread_fetch(flight)
-            if not flight.event.wait(self.policy.http_timeout):
+            if flight is None:
                 return self._timed_out()
+            if decision.step is Step.FETCH:
+                self._start_thread_fetch(flight)
+            if deadline is None:
+                deadline = time.monotonic() + self.policy.http_timeout
+            # Landed or not, ask once more without waiting: a fetch still in
+            # flight after http_timeout means 503 on a cold cache, and on a
+            # warm one the same answer as a failed refetch.
+            self._wait_sync(flight, deadline)
             waited = True
 
     async def key_async(self, kid: str, rejected: int | None = None) -> Decision:
@@ -198,23 +346,63 @@ class Keyring:
         if self.static_key is not None:
             return self._static(rejected)
         self._check_pid()
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
         waited = False
         while True:
-            decision, flight = self._decide(kid, rejected, waited)
+            decision, flight = self._decide(kid, rejected, waited, loop)
             if decision.step is Step.USE:
-                if decision.refresh and flight is not None:
-                    self._spawn_task_fetch(flight)
-                self._ensure_task_refresher()
+                if flight is not None:
+                    self._start_task_fetch(flight)
+                self._ensure_task_refresher(loop)
                 return decision
-            if decision.step is Step.REJECT or flight is None:
+            if decision.step is Step.REJECT:
                 return decision
-            if decision.step is Step.FETCH:
-                self._spawn_task_fetch(flight)
-            try:
-                await asyncio.wait_for(flight.async_waiter(), self.policy.http_timeout)
-            except asyncio.TimeoutError:
+            if flight is None:
                 return self._timed_out()
+            if decision.step is Step.FETCH:
+                self._start_task_fetch(flight)
+            if deadline is None:
+                deadline = time.monotonic() + self.policy.http_timeout
+            await self._wait_async(flight, deadline)
             waited = True
+
+    def _wait_sync(self, flight: _Flight, deadline: float) -> bool:
+        """Wait for ``flight`` until ``deadline``; True once it has landed."""
+        loop = flight.loop
+        if loop is not None and loop is _running_loop():
+            # The fetch needs the very loop this thread is blocking (sync
+            # verify() called inside a coroutine): waiting would only time out.
+            return flight.event.is_set()
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return flight.event.is_set()
+            if flight.event.wait(remaining if loop is None else min(remaining, _ORPHAN_POLL)):
+                return True
+            if flight.orphaned():
+                self._finish(flight, _Failure("event loop stopped during the fetch", loud=False))
+                return True
+
+    async def _wait_async(self, flight: _Flight, deadline: float) -> bool:
+        """Await ``flight`` until ``deadline``; True once it has landed."""
+        loop = asyncio.get_running_loop()
+        foreign = flight.loop is not None and flight.loop is not loop
+        waiter = flight.async_waiter()
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return flight.event.is_set()
+                await asyncio.wait({waiter}, timeout=min(remaining, _ORPHAN_POLL) if foreign else remaining)
+                if waiter.done() or flight.event.is_set():
+                    return True
+                if foreign and flight.orphaned():
+                    self._finish(flight, _Failure("event loop stopped during the fetch", loud=False))
+                    return True
+        finally:
+            if not waiter.done():
+                waiter.cancel()
 
     def _static(self, rejected: int | None) -> Decision:
         if rejected is not None:
@@ -224,173 +412,338 @@ class Keyring:
     def _timed_out(self) -> Decision:
         return Decision(Step.REJECT, unavailable=True, retry_after=1.0)
 
+    def _reap_orphan(self) -> None:
+        flight = self._flight
+        if flight is not None and flight.orphaned():
+            self._finish(flight, _Failure("event loop stopped during the fetch", loud=False))
+
     # -- fetching ----------------------------------------------------------------
-    def _finish(self, flight: _Flight, result: KeySet | str) -> None:
+    def _finish(self, flight: _Flight, result: KeySet | _Failure) -> None:
+        """Record the outcome of ``flight`` once, then release its waiters."""
+        try:
+            self._record(flight, result)
+        finally:
+            flight.done()
+            self._wake.set()
+
+    def _record(self, flight: _Flight, result: KeySet | _Failure) -> None:
         now = time.monotonic()
         with self._lock:
-            changed = self._state.finish(flight.flight_id, now, result)
+            if flight.finished:
+                return
+            flight.finished = True
+            self._flights.discard(flight)
             if self._flight is flight:
                 self._flight = None
-            failures = self._state.consecutive_failures
-        if isinstance(result, str):
-            if now - self._last_warning >= _WARN_EVERY or failures == 1:
-                self._last_warning = now
-                logger.warning("JWKS fetch from %s failed: %s (keeping current keys)", self.url, result)
-        else:
-            self._last_success_wall = time.time()
-            if changed:
-                logger.info("JWKS keys loaded from %s: %s", self.url, ", ".join(sorted(result.keys)))
-                if self._on_change is not None:
-                    self._on_change()
-        flight.done()
-        self._wake.set()
-
-    def _fetch_in_thread(self, flight: _Flight) -> None:
-        assert self.url is not None
-        try:
-            result: KeySet | str = fetch_jwks_sync(
-                self.url, self._headers, self.policy.http_timeout, self._transport
+            state = self._state
+            cached: KeySet | None = None
+            failures_before = state.consecutive_failures
+            outcome = result.reason if isinstance(result, _Failure) else result
+            changed = state.finish(flight.flight_id, now, outcome)
+            if state.applied_flight_id != flight.flight_id:
+                return  # superseded by a newer fetch: nothing to report
+            loud = False
+            if isinstance(result, _Failure):
+                loud = result.loud and now - self._last_warning >= _WARN_EVERY
+                if loud:
+                    self._last_warning = now
+                cached = state.usable(now)
+            else:
+                self._last_success_wall = time.time()
+        url = _safe_url(self.url or "")
+        if isinstance(result, _Failure):
+            if cached is not None:
+                keeping = f"keeping {len(cached.keys)} cached key(s)"
+            else:
+                keeping = "no usable keys: requests get 503"
+            logger.log(
+                logging.WARNING if loud else logging.DEBUG,
+                "JWKS fetch from %s failed: %s; %s",
+                url,
+                result.reason,
+                keeping,
             )
-        except FetchError as exc:
-            result = str(exc)
-        except BaseException as exc:  # never leave waiters hanging
-            result = f"unexpected error ({type(exc).__name__})"
-        self._finish(flight, result)
+            return
+        if failures_before:
+            logger.info("JWKS fetch from %s succeeded after %d failed attempt(s)", url, failures_before)
+        if changed:
+            logger.info(
+                "JWKS keys loaded from %s: %s", url, ", ".join(repr(k[:64]) for k in sorted(result.keys))
+            )
+            if result.skipped:
+                logger.info(
+                    "JWKS from %s: %d key(s) skipped: %s",
+                    url,
+                    len(result.skipped),
+                    "; ".join(f"{(s.kid or '?')[:64]!r}: {s.reason}" for s in result.skipped),
+                )
+            if self._on_change is not None:
+                self._on_change()
 
-    def _spawn_thread_fetch(self, flight: _Flight) -> None:
-        thread = threading.Thread(
-            target=self._fetch_in_thread, args=(flight,), name="clerkguard-jwks-fetch", daemon=True
-        )
-        thread.start()
-
-    async def _fetch_in_task(self, flight: _Flight) -> None:
+    def _run_sync_fetch(self, flight: _Flight) -> None:
+        """Fetch in this thread (a fetch thread or the refresher) and land ``flight``."""
         assert self.url is not None
-        result: KeySet | str
+        control = flight.control or FetchControl(self.policy.http_timeout)
+        flight.control = control
+        result: KeySet | _Failure = _Failure("interrupted", loud=False)
+        try:
+            result = fetch_jwks_sync(self.url, self._headers, control, self._transport)
+        except FetchError as exc:
+            result = _Failure(str(exc), loud=not control.aborted)
+        except BaseException as exc:  # never leave waiters hanging
+            result = _Failure(f"unexpected error ({type(exc).__name__})")
+        finally:
+            self._finish(flight, result)
+
+    def _thread_main(self, flight: _Flight) -> None:
+        try:
+            self._run_sync_fetch(flight)
+        finally:
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def _start_thread_fetch(self, flight: _Flight) -> None:
+        # The control exists before the thread starts, so close() can abort it.
+        flight.control = FetchControl(self.policy.http_timeout)
+        thread = threading.Thread(
+            target=self._thread_main, args=(flight,), name=f"{self.name}-fetch", daemon=True
+        )
+        with self._lock:
+            self._threads.add(thread)
+        try:
+            thread.start()
+        except RuntimeError:  # interpreter shutting down, or out of threads
+            with self._lock:
+                self._threads.discard(thread)
+            self._finish(flight, _Failure("could not start a fetch thread"))
+
+    async def _task_main(self, flight: _Flight) -> None:
+        assert self.url is not None
+        result: KeySet | _Failure = _Failure("cancelled", loud=False)
         try:
             result = await asyncio.wait_for(
                 fetch_jwks_async(self.url, self._headers, self.policy.http_timeout, self._transport),
                 self.policy.http_timeout,
             )
         except FetchError as exc:
-            result = str(exc)
+            result = _Failure(str(exc))
         except asyncio.TimeoutError:
-            result = "timed out"
-        except asyncio.CancelledError:
-            self._finish(flight, "cancelled")
-            raise
+            result = _Failure("timed out")
         except Exception as exc:
-            result = f"unexpected error ({type(exc).__name__})"
-        self._finish(flight, result)
+            result = _Failure(f"unexpected error ({type(exc).__name__})")
+        finally:  # CancelledError and other BaseExceptions land as the default
+            self._finish(flight, result)
 
-    _tasks: ClassVar[set[asyncio.Task[None]]] = set()
+    def _start_task_fetch(self, flight: _Flight) -> None:
+        loop = flight.loop
+        assert loop is not None
+        coro = self._task_main(flight)
+        try:
+            task = loop.create_task(coro, name=f"{self.name}-fetch")
+        except RuntimeError:
+            coro.close()
+            self._finish(flight, _Failure("could not start a fetch task", loud=False))
+            return
+        # The flight (held in self._flights until it lands) keeps the task alive;
+        # the callback lands a task cancelled before it ever ran.
+        flight.task = task
+        task.add_done_callback(lambda done: self._task_done(flight, done))
 
-    def _spawn_task_fetch(self, flight: _Flight) -> None:
-        task = asyncio.get_running_loop().create_task(self._fetch_in_task(flight))
-        # Keep a strong reference: the loop holds tasks only weakly.
-        Keyring._tasks.add(task)
-        task.add_done_callback(Keyring._tasks.discard)
+    def _task_done(self, flight: _Flight, task: asyncio.Task[None]) -> None:
+        if not task.cancelled():
+            task.exception()  # retrieved: a BaseException was already landed as a failure
+        self._finish(flight, _Failure("cancelled", loud=False))
 
     # -- background refresh --------------------------------------------------------
-    def _start_refresh(self) -> _Flight | None:
+    def _start_refresh(self, loop: asyncio.AbstractEventLoop | None) -> _Flight | None:
+        self._reap_orphan()
         with self._lock:
-            if self._closed or not self._state.start_refresh(time.monotonic()):
+            if not self._state.start_refresh(time.monotonic()):
                 return None
-            self._flight = _Flight(self._state.flight_id)
-            return self._flight
+            return self._new_flight(loop)
 
-    def _seconds_to_refresh(self) -> float:
+    def _refresh_plan(self) -> tuple[float, _Flight | None]:
+        """How long a refresher may sleep, and the flight worth waking up for."""
+        self._reap_orphan()
         with self._lock:
-            return max(self._state.next_refresh_at - time.monotonic(), 0.05)
+            now = time.monotonic()
+            delay = self._state.refresh_delay(now)
+            flight = self._flight if self._state.in_flight(now) else None
+        return min(delay, _MAX_SLEEP), flight
 
-    def refresh_sync(self) -> None:
-        """Refresh now if due, from this thread (used by the refresher and CLI)."""
-        flight = self._start_refresh()
-        if flight is not None:
-            self._fetch_in_thread(flight)
+    def refresh_sync(self) -> bool:
+        """Fetch now in this thread if a refresh is due (warm-up, CLI, refresher).
 
-    async def refresh_async(self) -> None:
-        """Refresh now if due, from this event loop."""
-        flight = self._start_refresh()
-        if flight is not None:
-            await self._fetch_in_task(flight)
+        Returns:
+            True when a fetch ran (successful or not).
+        """
+        if self.url is None:
+            return False
+        self._check_pid()
+        flight = self._start_refresh(None)
+        if flight is None:
+            return False
+        self._run_sync_fetch(flight)
+        return True
 
-    def _refresher_loop(self) -> None:
-        while not self._is_closed():
-            self._wake.clear()
-            self._wake.wait(min(self._seconds_to_refresh(), 3600.0))
-            if self._is_closed():
-                return
-            self.refresh_sync()
+    async def refresh_async(self) -> bool:
+        """Fetch now from this event loop if a refresh is due.
+
+        Returns:
+            True when a fetch ran (successful or not).
+        """
+        if self.url is None:
+            return False
+        self._check_pid()
+        flight = self._start_refresh(asyncio.get_running_loop())
+        if flight is None:
+            return False
+        self._start_task_fetch(flight)
+        if flight.task is not None:
+            # asyncio.wait: a cancelled fetch (close) is no error here, and
+            # cancelling this caller does not cancel the fetch (aclose does).
+            await asyncio.wait({flight.task})
+        return True
+
+    def _refresher_main(self) -> None:
+        me = threading.current_thread()
+        try:
+            while not self._closed:
+                self._wakeups += 1
+                # Clear before planning: a fetch landing after the plan sets it again.
+                self._wake.clear()
+                delay, _ = self._refresh_plan()
+                if delay > 0:
+                    self._wake.wait(delay)
+                if self._is_closed():
+                    return
+                self.refresh_sync()
+        finally:
+            with self._lock:
+                self._threads.discard(me)
+                if self._refresher_thread is me:
+                    self._refresher_thread = None
 
     def _ensure_thread_refresher(self) -> None:
         if self._refresher_thread is not None or self._closed or self.url is None:
             return
         with self._lock:
-            if self._has_refresher_thread():
+            if self._refresher_thread is not None or self._is_closed():
                 return
-            self._refresher_thread = threading.Thread(
-                target=self._refresher_loop, name="clerkguard-jwks-refresher", daemon=True
-            )
-        self._refresher_thread.start()
+            thread = threading.Thread(target=self._refresher_main, name=f"{self.name}-refresher", daemon=True)
+            self._refresher_thread = thread
+            self._threads.add(thread)
+        try:
+            thread.start()
+        except RuntimeError:
+            with self._lock:
+                self._refresher_thread = None
+                self._threads.discard(thread)
 
     async def _refresher_coro(self) -> None:
-        while not self._is_closed():
-            await asyncio.sleep(min(self._seconds_to_refresh(), 3600.0))
+        while not self._closed:
+            self._wakeups += 1
+            delay, flight = self._refresh_plan()
+            if flight is not None:
+                waiter = flight.async_waiter()
+                try:
+                    await asyncio.wait({waiter}, timeout=delay)
+                finally:
+                    waiter.cancel()
+            elif delay > 0:
+                await asyncio.sleep(delay)
             if self._is_closed():
                 return
             await self.refresh_async()
 
-    def _ensure_task_refresher(self) -> None:
+    def _ensure_task_refresher(self, loop: asyncio.AbstractEventLoop) -> None:
         task = self._refresher_task
-        if (task is not None and not task.done()) or self._closed or self.url is None:
+        if self._closed or self.url is None:
             return
-        self._refresher_task = asyncio.get_running_loop().create_task(self._refresher_coro())
+        if task is not None and not task.done() and task.get_loop().is_running():
+            return
+        with self._lock:
+            if self._refresher_task is not task:
+                return  # another caller just started one
+            self._refresher_task = loop.create_task(self._refresher_coro(), name=f"{self.name}-refresher")
 
     def start_async_refresher(self) -> None:
-        """Start the async refresher in the running loop (adapters' startup hooks)."""
-        self._ensure_task_refresher()
+        """Start the async refresher in the running loop (adapters' startup hooks).
+
+        An explicit start also reopens a keyring stopped by :meth:`close`
+        (test clients run an app's startup and shutdown hooks repeatedly).
+        """
+        if self.url is None:
+            return
+        self._check_pid()
+        self._closed = False
+        self._ensure_task_refresher(asyncio.get_running_loop())
 
     # -- lifecycle -------------------------------------------------------------------
     def _is_closed(self) -> bool:
-        # A method, not an attribute read: other threads flip it.
+        # A method, not an attribute read: other threads flip the flag (and
+        # mypy would otherwise narrow it to a constant inside a loop).
         return self._closed
-
-    def _has_refresher_thread(self) -> bool:
-        return self._refresher_thread is not None
 
     def _check_pid(self) -> None:
         if self._pid != os.getpid():  # forked without register_at_fork (or it raced)
             self._reset_after_fork()
 
     def _reset_after_fork(self) -> None:
-        self._pid = os.getpid()
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._flight = None
-        self._refresher_thread = None
-        self._refresher_task = None
+        # The parent's threads, tasks and flights do not exist here; its keys do.
+        self._init_runtime()
         self._state.reset_after_fork()
 
-    def close(self) -> None:
-        """Stop the refresher thread; idempotent."""
+    def _stop(self) -> list[asyncio.Task[None]]:
+        """Mark closed, abort every fetch; return the tasks still to be awaited."""
         self._closed = True
         self._wake.set()
-        thread = self._refresher_thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=self.policy.http_timeout + 1)
-        self._refresher_thread = None
+        with self._lock:
+            flights = list(self._flights)
+            refresher, self._refresher_task = self._refresher_task, None
+        tasks = [f.task for f in flights if f.task is not None and not f.task.done()]
+        for flight in flights:
+            flight.cancel()
+            if flight.orphaned():  # its loop is gone: nobody else will ever land it
+                self._finish(flight, _Failure("event loop stopped during the fetch", loud=False))
+        if refresher is not None and not refresher.done():
+            try:
+                refresher.get_loop().call_soon_threadsafe(refresher.cancel)
+            except RuntimeError:
+                pass
+            tasks.append(refresher)
+        return tasks
+
+    def _live_threads(self) -> list[threading.Thread]:
+        current = threading.current_thread()
+        with self._lock:
+            return [t for t in self._threads if t is not current]
+
+    def close(self) -> None:
+        """Stop refreshers and abort in-flight fetches; idempotent.
+
+        Waits (at most ``http_timeout`` + 1 s; aborted fetches stop at once)
+        until no thread of this keyring is left. Tasks on other loops are
+        cancelled; use :meth:`aclose` from async code to also await them.
+        Verification keeps working afterwards, fetching lazily.
+        """
+        self._stop()
+        deadline = time.monotonic() + self.policy.http_timeout + 1.0
+        while (threads := self._live_threads()) and time.monotonic() < deadline:
+            for thread in threads:
+                try:
+                    thread.join(max(0.0, deadline - time.monotonic()))
+                except RuntimeError:  # registered but not started yet
+                    time.sleep(0.005)
 
     async def aclose(self) -> None:
-        """Stop both refreshers; idempotent."""
-        self.close()
-        task = self._refresher_task
-        self._refresher_task = None
-        if task is not None and not task.done():
-            if task.get_loop() is asyncio.get_running_loop():
-                task.cancel()
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
-            else:
-                task.get_loop().call_soon_threadsafe(task.cancel)
+        """Async :meth:`close`: also awaits this loop's cancelled tasks; never blocks the loop."""
+        loop = asyncio.get_running_loop()
+        tasks = [t for t in self._stop() if t.get_loop() is loop]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        deadline = time.monotonic() + self.policy.http_timeout + 1.0
+        while self._live_threads() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -66,6 +67,12 @@ class Fault:
         body: Send these bytes as the body instead of the JWKS.
         redirect: Answer 302 with this ``Location``.
         close: Close the connection without answering.
+        headers: Extra response headers, e.g. ``{"Content-Encoding": "gzip"}``
+            to serve a compressed (or decompression-bomb) ``body``.
+        drip_headers: With ``drip``, drip the status line and headers too
+            (a client whose timeout applies per read would wait forever).
+        endless: Stream the body forever (no ``Content-Length``) until the
+            client hangs up: only a client that stops reading gets out.
     """
 
     status: int = 200
@@ -74,6 +81,17 @@ class Fault:
     body: bytes | None = None
     redirect: str | None = None
     close: bool = False
+    headers: Mapping[str, str] | None = None
+    drip_headers: bool = False
+    endless: bool = False
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Clients that hang up mid-answer (timeouts, size caps) are expected: no tracebacks."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class LocalIssuer:
@@ -134,7 +152,7 @@ class LocalIssuer:
             def do_GET(self) -> None:
                 issuer._serve(self)
 
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self._server = _QuietServer((self.host, self.port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
@@ -189,13 +207,60 @@ class LocalIssuer:
             handler.end_headers()
             return
         body = fault.body if fault.body is not None else json.dumps(self.jwks()).encode()
-        self._answer(handler, fault.status, body, drip=fault.drip)
+        if fault.endless:
+            self._answer_endlessly(handler, fault.status, fault.headers or {})
+        elif fault.drip and fault.drip_headers:
+            self._drip_everything(handler, fault.status, body, fault.drip, fault.headers or {})
+        else:
+            self._answer(handler, fault.status, body, drip=fault.drip, headers=fault.headers)
 
     @staticmethod
-    def _answer(handler: BaseHTTPRequestHandler, status: int, body: bytes, drip: float = 0.0) -> None:
+    def _drip_everything(
+        handler: BaseHTTPRequestHandler, status: int, body: bytes, drip: float, headers: Mapping[str, str]
+    ) -> None:
+        reason = handler.responses.get(status, ("",))[0]
+        head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        handler.close_connection = True
+        try:
+            for byte in head.encode("latin-1") + body:
+                handler.wfile.write(bytes((byte,)))
+                handler.wfile.flush()
+                time.sleep(drip)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    @staticmethod
+    def _answer_endlessly(handler: BaseHTTPRequestHandler, status: int, headers: Mapping[str, str]) -> None:
+        handler.close_connection = True
+        chunk = b" " * 65536
         try:
             handler.send_response(status)
             handler.send_header("Content-Type", "application/json")
+            for name, value in headers.items():
+                handler.send_header(name, value)
+            handler.send_header("Connection", "close")
+            handler.end_headers()
+            deadline = time.monotonic() + 60  # a safety net for a client that never stops
+            while time.monotonic() < deadline:
+                handler.wfile.write(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    @staticmethod
+    def _answer(
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        body: bytes,
+        drip: float = 0.0,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/json")
+            for name, value in (headers or {}).items():
+                handler.send_header(name, value)
             handler.send_header("Content-Length", str(len(body)))
             handler.end_headers()
             if drip:
