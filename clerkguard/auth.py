@@ -102,7 +102,9 @@ class ClerkAuth:
         sk = env_value("secret_key", secret_key, env)
         uri = env_value("jwks_uri", jwks_uri, env)
         pem = env_value("jwt_key", jwt_key, env)
-        api = env_value("api_url", api_url, env) or DEFAULT_API_URL
+        api = env_value("api_url", api_url, env)
+        # Only an unset value means the default; an explicit blank URL is an error (as for jwks_uri).
+        api = DEFAULT_API_URL if api is None else api
         iss = env_value("issuer", issuer, env)
 
         pk = parse_publishable_key(pk_text) if pk_text else None
