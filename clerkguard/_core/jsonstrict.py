@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["StrictJSONError", "loads_object"]
@@ -55,6 +56,9 @@ _decoder = json.JSONDecoder(
     parse_int=_int,
     strict=True,
 )
+# The C scanner JSONDecoder.__init__ builds from the hooks above (CPython's
+# json.scanner.make_scanner); called directly by loads_object.
+_scan_once: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: ignore[attr-defined]
 
 
 def _depth_ok(value: Any, depth: int) -> bool:
@@ -90,7 +94,15 @@ def loads_object(data: bytes) -> dict[str, Any]:
     """
     try:
         text = data.decode("utf-8")  # strict: no UTF-16/32 sniffing, no bad bytes
-        value = _decoder.decode(text)
+        # Compact JSON (every token) parses in one scanner call; anything else
+        # (surrounding whitespace, trailing data, a bad start) takes the full
+        # JSONDecoder.decode path and its exact errors. Saves two regex matches.
+        try:
+            value, end = _scan_once(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):
+            value = _decoder.decode(text)
     except StrictJSONError:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, int limits
