@@ -15,7 +15,7 @@ from typing import Any
 
 __all__ = ["StrictJSONError", "loads_object"]
 
-#: Deepest nesting accepted in a token segment or a JWKS document.
+#: Deepest nesting of objects/arrays (the outer object is level 1) in a token segment or JWKS.
 MAX_DEPTH = 16
 #: Longest integer literal accepted (``exp`` needs 10 digits).
 MAX_INT_DIGITS = 32
@@ -62,12 +62,15 @@ _scan_once: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: 
 
 
 def _depth_ok(value: Any, depth: int) -> bool:
-    if depth > MAX_DEPTH:
-        return False
+    """True unless a container sits deeper than ``MAX_DEPTH`` (``value`` is at ``depth``).
+
+    Only containers count, so the rule agrees with the bracket-count shortcut
+    in :func:`loads_object` and cannot depend on what strings contain.
+    """
     if isinstance(value, dict):
-        return all(_depth_ok(v, depth + 1) for v in value.values())
+        return depth <= MAX_DEPTH and all(_depth_ok(v, depth + 1) for v in value.values())
     if isinstance(value, list):
-        return all(_depth_ok(v, depth + 1) for v in value)
+        return depth <= MAX_DEPTH and all(_depth_ok(v, depth + 1) for v in value)
     return True
 
 
