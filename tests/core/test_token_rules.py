@@ -389,16 +389,31 @@ async def test_invalid_utf8_is_malformed(
     assert await verify.reason(token) == "token-malformed"
 
 
-async def test_nesting_is_bounded(verify: Verifier, clerk_issuer: LocalIssuer, clock: FrozenClock) -> None:
-    def nested(depth: int) -> str:
-        return "[" * depth + "]" * depth
+def _nested(depth: int, leaf: str = "1") -> str:
+    return "[" * depth + leaf + "]" * depth
 
-    head = header_for(clerk_issuer)
-    ok = payload_bytes(_claims(clerk_issuer, clock), deep=nested(10))
-    assert (await verify(sign_raw(head, ok, clerk_issuer.key))).claims["deep"]
-    for depth in (17, 40, 2500):
-        raw = payload_bytes(_claims(clerk_issuer, clock), deep=nested(depth))
-        assert await verify.reason(sign_raw(head, raw, clerk_issuer.key)) == "token-malformed"
+
+@pytest.mark.parametrize(
+    "note", ["", "[[[[[[[[[[[[[[[[[[[[", "{{{{{{{{{{{{{{{{{{{{"], ids=["plain", "brackets", "braces"]
+)
+async def test_sixteen_levels_of_nesting_are_accepted(
+    verify: Verifier, clerk_issuer: LocalIssuer, clock: FrozenClock, note: str
+) -> None:
+    # The payload object is level 1, so a claim may nest 15 arrays; brackets inside
+    # strings must not change the verdict.
+    raw = payload_bytes(_claims(clerk_issuer, clock, note=note), deep=_nested(15))
+    session = await verify(sign_raw(header_for(clerk_issuer), raw, clerk_issuer.key))
+    assert session.claims["note"] == note
+
+
+@pytest.mark.parametrize("depth", [16, 17, 40, 2500])
+@pytest.mark.parametrize("leaf", ["1", "[]", "{}"])
+async def test_deeper_nesting_is_malformed(
+    verify: Verifier, clerk_issuer: LocalIssuer, clock: FrozenClock, depth: int, leaf: str
+) -> None:
+    # 16 arrays inside the payload object put the innermost one at level 17.
+    raw = payload_bytes(_claims(clerk_issuer, clock), deep=_nested(depth, leaf))
+    assert await verify.reason(sign_raw(header_for(clerk_issuer), raw, clerk_issuer.key)) == "token-malformed"
 
 
 @pytest.mark.parametrize(
