@@ -129,12 +129,53 @@ def _with_org_prefix(value: str) -> str:
     return f"org:{value}"
 
 
+# JSON scalars: frozen already, so _freeze skips the call for them (most claims).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _freeze(value: Any) -> Any:
     if isinstance(value, dict):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+        return MappingProxyType({k: v if type(v) in _SCALARS else _freeze(v) for k, v in value.items()})
     if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
+        return tuple(v if type(v) in _SCALARS else _freeze(v) for v in value)
     return value
+
+
+# Every refresh of one user's session carries the same fea/pla/o strings, so
+# what is derived from them is remembered. The values are pure functions of
+# those strings (shared safely by every instance and thread); bounded, and
+# cleared when full. Only exact strings are keys: nothing else compares equal.
+_DERIVED_MAX = 1024
+_derived: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+def _remember_derived(key: tuple[str, ...], value: tuple[str, ...]) -> tuple[str, ...]:
+    if len(_derived) >= _DERIVED_MAX:
+        _derived.clear()
+    _derived[key] = value
+    return value
+
+
+def _org_permissions(features: object, permissions: object, masks: object) -> tuple[str, ...]:
+    """:func:`decode_org_permissions`, remembered for string claims."""
+    if type(features) is not str or type(permissions) is not str or type(masks) is not str:
+        return decode_org_permissions(features, permissions, masks)
+    key = ("per", features, permissions, masks)
+    found = _derived.get(key)
+    if found is not None:
+        return found
+    return _remember_derived(key, decode_org_permissions(features, permissions, masks))
+
+
+def _csv_entries(claim: object) -> tuple[str, ...]:
+    """The trimmed, non-empty comma-separated entries of ``claim``, remembered."""
+    if type(claim) is not str:
+        return tuple(_split_csv(claim))
+    key = ("csv", claim)
+    found = _derived.get(key)
+    if found is not None:
+        return found
+    return _remember_derived(key, tuple(_split_csv(claim)))
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -194,7 +235,7 @@ class Session:
                 org_role = _with_org_prefix(rol) if isinstance(rol, str) and rol else None
                 slg = org.get("slg")
                 org_slug = slg if isinstance(slg, str) else None
-                permissions = decode_org_permissions(claims.get("fea"), org.get("per"), org.get("fpm"))
+                permissions = _org_permissions(claims.get("fea"), org.get("per"), org.get("fpm"))
         else:
             if isinstance(claims.get("org_id"), str):
                 org_id = claims["org_id"]
@@ -227,14 +268,14 @@ class Session:
             org_permissions=permissions,
             actor=_freeze(act) if isinstance(act, dict) else None,
             factor_verification_age=age,
-            features=tuple(_split_csv(claims.get("fea"))),
-            plans=tuple(_split_csv(claims.get("pla"))),
+            features=_csv_entries(claims.get("fea")),
+            plans=_csv_entries(claims.get("pla")),
             issuer=claims["iss"],
             authorized_party=azp if isinstance(azp, str) else None,
             expires_at=claims["exp"],
             issued_at=claims["iat"],
             version=version,
-            claims=_freeze(dict(claims)),
+            claims=MappingProxyType({k: v if type(v) in _SCALARS else _freeze(v) for k, v in claims.items()}),
         )
 
     @property
