@@ -60,7 +60,8 @@ class Framework:
         if self.server == "gunicorn":
             return [*py, "gunicorn", "--bind", bind, "--workers", "1", "--log-level", "warning", target]
         if self.server == "hypercorn":
-            return [*py, "hypercorn", "--bind", bind, "--log-level", "warning", target]
+            # --workers 0: serve in this process (no spawned child to outlive its master).
+            return [*py, "hypercorn", "--bind", bind, "--workers", "0", "--log-level", "warning", target]
         if self.server == "uvicorn":
             return [
                 *py,
@@ -264,12 +265,14 @@ class _Server:
     port: int
     log: Path
     proc: subprocess.Popen[bytes] | None = None
+    _how: tuple[Path, Mapping[str, str]] = field(init=False, repr=False)
 
     @property
     def label(self) -> str:
         return f"{self.framework.name} ({self.framework.server})"
 
     def start(self, examples: Path, env: Mapping[str, str]) -> None:
+        self._how = (examples, env)
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter, fixed arguments
                 self.framework.command(self.port, examples),
@@ -283,6 +286,27 @@ class _Server:
                 start_new_session=True,
             )
 
+    def lost_its_port(self) -> bool:
+        """The server exited because its port was taken in the meantime.
+
+        Ports are picked free and handed over by number, so another process on
+        a busy machine can take one first; that is worth one more try.
+        """
+        try:
+            text = self.log.read_text(errors="replace").lower()
+        except OSError:
+            return False
+        # uvicorn/hypercorn/Sanic: errno 98, EADDRINUSE; gunicorn: "Connection in use".
+        return any(m in text for m in ("address already in use", "errno 98", "connection in use"))
+
+    def restart_on_a_new_port(self) -> None:
+        """Start again on a fresh port (after :meth:`lost_its_port`)."""
+        self.stop()
+        self.port = _free_port()
+        self.start(*self._how)
+        assert self.proc is not None
+        _announce(self)
+
     def log_tail(self, lines: int = 15) -> str:
         try:
             text = self.log.read_text(errors="replace")
@@ -291,22 +315,26 @@ class _Server:
         return "\n".join("      " + line for line in text.splitlines()[-lines:])
 
     def stop(self) -> None:
+        """Stop the server: Ctrl-C to its master first, then SIGKILL to the whole group.
+
+        The master alone gets SIGINT (every one of these servers treats it as
+        Ctrl-C and stops at once; gunicorn's SIGTERM would wait for busy
+        workers), so it can stop and reap its own workers; whatever is left
+        of the group after that is killed.
+        """
         proc = self.proc
         if proc is None:
             return
-        # SIGINT first: every one of these servers treats it as Ctrl-C and stops
-        # at once (gunicorn's SIGTERM would wait for busy workers).
-        for sig, wait in ((signal.SIGINT, 5.0), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, sig)
-            try:
-                proc.wait(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        # Workers that outlived their master (same group) go too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            pass
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5.0)
 
 
 class _Interrupted(Exception):
@@ -341,17 +369,27 @@ def _app_env(issuer_env: Mapping[str, str], examples: Path) -> dict[str, str]:
     return env
 
 
+def _announce(server: _Server) -> None:
+    assert server.proc is not None
+    print(f"  {server.label:<22} pid {server.proc.pid:<7} http://127.0.0.1:{server.port}", flush=True)
+
+
 def _wait_ready(servers: Sequence[_Server], deadline: float) -> list[str]:
     """Poll every server until it answers HTTP; return failures (empty = all ready)."""
     import httpx
 
     pending = list(servers)
     failures: list[str] = []
+    retried: set[str] = set()
     with httpx.Client(timeout=2.0, trust_env=False) as client:
         while pending:
             for server in list(pending):
                 assert server.proc is not None
                 if server.proc.poll() is not None:
+                    if server.label not in retried and server.lost_its_port():
+                        retried.add(server.label)
+                        server.restart_on_a_new_port()
+                        continue
                     failures.append(f"{server.label} exited with status {server.proc.returncode}")
                     pending.remove(server)
                     continue
@@ -426,9 +464,7 @@ def run_examples(examples: Path, *, allow_missing: bool = False, timeout: float 
                 # Registered before starting: a failure halfway still stops the started ones.
                 stack.callback(server.stop)
                 server.start(examples, env)
-                assert server.proc is not None
-                print(f"  {server.label:<22} pid {server.proc.pid:<7} http://127.0.0.1:{server.port}")
-            sys.stdout.flush()
+                _announce(server)
             failures = _wait_ready(servers, time.monotonic() + timeout)
             if failures:
                 print("\nFAILED: not every server came up:")
