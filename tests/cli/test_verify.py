@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -153,3 +156,12 @@ def test_help_and_version() -> None:
     version = run_in_process("--version")
     assert version.returncode == 0
     assert version.stdout.startswith("clerkguard ")
+
+
+def test_the_console_script_is_installed() -> None:
+    [entry] = [e for e in entry_points(group="console_scripts") if e.name == "clerkguard"]
+    assert entry.value == "clerkguard.__main__:main"
+    script = Path(sys.executable).with_name("clerkguard")
+    done = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0
+    assert done.stdout.startswith("clerkguard ")
