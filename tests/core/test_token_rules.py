@@ -150,6 +150,38 @@ async def test_signature_of_impossible_length_is_malformed(verify: Verifier, min
     assert await verify.reason(token) == "token-malformed"
 
 
+B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _respell_last_char(segment: str) -> str:
+    """The same bytes, spelt with non-zero unused bits in the last character."""
+    spare_bits = {2: 4, 3: 2}[len(segment) % 4]
+    value = B64URL.index(segment[-1])
+    return segment[:-1] + B64URL[value | (1 << spare_bits) - 1]
+
+
+@pytest.mark.parametrize("where", [0, 1, 2], ids=["header", "payload", "signature"])
+async def test_non_canonical_base64url_is_malformed(
+    verify: Verifier, clerk_issuer: LocalIssuer, clock: FrozenClock, where: int
+) -> None:
+    # Pad the header and payload so that no segment is a multiple of 4 long (no spare bits then).
+    pad = ""
+    while True:
+        head = segment(header_for(clerk_issuer, pad=pad))
+        body = segment(clerk_issuer.claims(issued_at=clock.now, pad=pad))
+        if len(head) % 4 and len(body) % 4:
+            break
+        pad += "x"
+    parts = sign_segments(head, body, clerk_issuer.key).split(".")
+    assert (await verify(".".join(parts))).user_id
+    assert len(parts[2]) % 4  # RS256-2048 signatures are 342 characters: 4 spare bits
+    respelt = list(parts)
+    respelt[where] = _respell_last_char(parts[where])
+    if where != 2:  # a re-spelt header or payload is re-signed, so only the spelling is wrong
+        respelt = sign_segments(respelt[0], respelt[1], clerk_issuer.key).split(".")
+    assert await verify.reason(".".join(respelt)) == "token-malformed"
+
+
 # -- header --------------------------------------------------------------------------
 
 
