@@ -504,7 +504,8 @@ async def test_tampered_signature_bits_are_rejected(verify: Verifier, mint: Mint
     head, body, sig = mint().split(".")
     flipped = sig[:10] + ("A" if sig[10] != "A" else "B") + sig[11:]
     assert await verify.reason(f"{head}.{body}.{flipped}") == "token-invalid-signature"
-    assert await verify.reason(f"{head}.{body}.{sig[:-8]}") == "token-invalid-signature"
+    short = b64url(base64.urlsafe_b64decode(sig + "==")[:-6])  # six bytes short, spelt canonically
+    assert await verify.reason(f"{head}.{body}.{short}") == "token-invalid-signature"
     assert await verify.reason(f"{head}.{body}.{body}") == "token-invalid-signature"
 
 
