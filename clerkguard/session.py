@@ -122,6 +122,10 @@ def _scoped(claim: object) -> tuple[frozenset[str], frozenset[str]] | None:
     return org, user
 
 
+def _factor_age(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= -1
+
+
 def _with_org_prefix(value: str) -> str:
     # Clerk's prefixWithOrg: any run of leading "org:" becomes exactly one.
     while value.startswith("org:"):
@@ -248,16 +252,17 @@ class Session:
                     permissions = tuple(p for p in perms if isinstance(p, str))
         fva = claims.get("fva")
         age: tuple[int, int] | None = None
-        if (
-            isinstance(fva, list)
-            and len(fva) == 2
-            # Minutes, or -1 for a factor group that is not set up (Clerk's isValidFactorAge).
-            and all(isinstance(x, int) and not isinstance(x, bool) and x >= -1 for x in fva)
-        ):
+        # Minutes, or -1 for a factor group that is not set up (Clerk's isValidFactorAge).
+        if isinstance(fva, list) and len(fva) == 2 and _factor_age(fva[0]) and _factor_age(fva[1]):
             age = (fva[0], fva[1])
         act = claims.get("act")
         sts = claims.get("sts")
         azp = claims.get("azp")
+        # A private copy, frozen in place: cheaper than building a second dict.
+        frozen = dict(claims)
+        for name, value in frozen.items():
+            if type(value) not in _SCALARS:
+                frozen[name] = _freeze(value)  # replacing values while iterating is safe
         return cls(
             user_id=claims["sub"],
             session_id=claims["sid"],
@@ -275,7 +280,7 @@ class Session:
             expires_at=claims["exp"],
             issued_at=claims["iat"],
             version=version,
-            claims=MappingProxyType({k: v if type(v) in _SCALARS else _freeze(v) for k, v in claims.items()}),
+            claims=MappingProxyType(frozen),
         )
 
     @property
