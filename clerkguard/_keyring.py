@@ -531,7 +531,12 @@ class Keyring:
             result = _Failure("timed out")
         except Exception as exc:
             result = _Failure(f"unexpected error ({type(exc).__name__})")
-        finally:  # CancelledError and other BaseExceptions land as the default
+        except asyncio.CancelledError:
+            raise  # lands as the default: cancelled
+        except BaseException as exc:
+            result = _Failure(f"unexpected error ({type(exc).__name__})")
+            raise
+        finally:
             self._finish(flight, result)
 
     def _start_task_fetch(self, flight: _Flight) -> None:
