@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "verify.py"
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+BENCHMARK = BENCHMARKS / "verify.py"
 ROWS = (
     "floor: split+b64+json+RSA",
     "clerkguard verify, cold",
@@ -56,3 +57,21 @@ def test_benchmark_rejects_nonsense_sizes(bad: str) -> None:
     )
     assert result.returncode == 2
     assert "must be at least 1" in result.stderr
+
+
+def test_guard_benchmark_smoke_run_measures_both_frameworks() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "guard.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for framework in ("flask", "litestar"):
+        row = next((line for line in result.stdout.splitlines() if line.startswith(framework)), None)
+        assert row is not None, f"missing row {framework!r} in:\n{result.stdout}"
+        open_us, guarded_us = (float(cell) for cell in row.split()[1:3])
+        assert open_us > 0
+        assert guarded_us > 0
+        assert row.split()[-1] in ("PASS", "MISS")

@@ -1,0 +1,281 @@
+"""Guard overhead benchmark: what ``@require_auth`` adds to a request (design section 8).
+
+Run ``python benchmarks/guard.py``. For Flask (WSGI) and Litestar (ASGI) it
+serves two otherwise identical apps by calling them directly (no test client,
+no sockets, so the framework's own cost per request is small and steady):
+
+* **open**: a plain app, handler ``GET /open`` without any clerkguard;
+* **guarded**: the app with clerkguard installed (``ClerkGuard`` extension /
+  ``ClerkPlugin``) and ``GET /guarded`` under ``@require_auth``, sent a valid
+  ``Authorization: Bearer`` token.
+
+Every guarded request carries the same token, so verification is the cached
+repeated-token path; its cost (measured in the same run) is subtracted to
+give the guard's overhead *on top of verification*: reading the header,
+the decorator and the framework glue (``g``/``request.auth``). Both handlers
+take the framework's request, so no injection difference is counted.
+
+Rows are measured in interleaved rounds of short batches with
+``time.perf_counter_ns`` (GC paused while timing); the table shows medians.
+Exit status 0 unless ``--check`` is given and the target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from clerkguard import ClerkAuth
+from clerkguard.testing import LocalIssuer
+
+#: Guard overhead on top of verification, in µs per request.
+TARGET_US = 10.0
+
+
+@dataclass
+class Row:
+    """One measured request kind: per-request µs samples, one per batch."""
+
+    name: str
+    measure: Callable[[], list[float]]
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        """Median per-request microseconds."""
+        return statistics.median(self.samples)
+
+
+def _per_call(run_batch: Callable[[int], None], batch: int, batches: int) -> list[float]:
+    clock = time.perf_counter_ns
+    out: list[float] = []
+    gc.disable()
+    try:
+        for _ in range(batches):
+            start = clock()
+            run_batch(batch)
+            out.append((clock() - start) / batch / 1000)
+    finally:
+        gc.enable()
+    return out
+
+
+# -- Flask (WSGI) ------------------------------------------------------------------------
+def flask_rows(auth: ClerkAuth, token: str, batch: int, batches: int) -> list[Row]:
+    """Rows for a plain Flask app and a guarded one, called as WSGI apps."""
+    import flask
+    from werkzeug.test import EnvironBuilder
+
+    from clerkguard.flask import ClerkGuard, current_auth, require_auth
+
+    plain = flask.Flask("plain")
+
+    @plain.get("/open")
+    def open_view() -> str:
+        return flask.request.method
+
+    guarded = flask.Flask("guarded")
+    ClerkGuard(guarded, auth=auth)
+
+    @guarded.get("/guarded")
+    @require_auth
+    def guarded_view() -> str:
+        assert current_auth.user_id
+        return flask.request.method
+
+    def wsgi_caller(app: flask.Flask, path: str, headers: list[tuple[str, str]]) -> Callable[[], str]:
+        environ = EnvironBuilder(path=path, headers=headers).get_environ()
+        status: list[str] = []
+
+        def start_response(code: str, response_headers: Any, exc_info: Any = None) -> Any:
+            status.append(code)
+            return None
+
+        def call() -> str:
+            status.clear()
+            body = app.wsgi_app(dict(environ), start_response)
+            try:
+                b"".join(body)
+            finally:
+                close = getattr(body, "close", None)
+                if close is not None:
+                    close()
+            return status[0]
+
+        return call
+
+    open_call = wsgi_caller(plain, "/open", [])
+    guarded_call = wsgi_caller(guarded, "/guarded", [("Authorization", f"Bearer {token}")])
+    anonymous = wsgi_caller(guarded, "/guarded", [])
+    # The guard must really guard before its cost means anything.
+    if not (open_call().startswith("200") and guarded_call().startswith("200")):
+        raise SystemExit("flask: the apps do not answer 200")
+    if not anonymous().startswith("401"):
+        raise SystemExit("flask: the guarded route answered a request without a token")
+
+    def run(call: Callable[[], str]) -> Callable[[int], None]:
+        def batch_of(n: int) -> None:
+            for _ in range(n):
+                call()
+
+        return batch_of
+
+    return [
+        Row("flask open", lambda: _per_call(run(open_call), batch, batches)),
+        Row("flask guarded", lambda: _per_call(run(guarded_call), batch, batches)),
+    ]
+
+
+# -- Litestar (ASGI) ------------------------------------------------------------------------
+def litestar_rows(auth: ClerkAuth, token: str, batch: int, batches: int) -> list[Row]:
+    """Rows for a plain Litestar app and a guarded one, called as ASGI apps."""
+    from litestar import Litestar, Request, get
+
+    from clerkguard.litestar import ClerkPlugin, require_auth
+
+    @get("/open", sync_to_thread=False)
+    def open_handler(request: Request[Any, Any, Any]) -> str:
+        return request.method
+
+    @get("/guarded", sync_to_thread=False)
+    @require_auth
+    def guarded_handler(request: Request[Any, Any, Any]) -> str:
+        assert request.auth.user_id
+        return request.method
+
+    # manage_lifecycle=False: apps called directly see no lifespan events.
+    plain = Litestar([open_handler], openapi_config=None)
+    guarded = Litestar(
+        [guarded_handler], plugins=[ClerkPlugin(auth, manage_lifecycle=False)], openapi_config=None
+    )
+
+    def scope_for(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8000),
+        }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    def asgi_caller(app: Litestar, path: str, headers: list[tuple[bytes, bytes]]) -> Callable[[], Any]:
+        scope = scope_for(path, headers)
+        status: list[int] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+
+        async def call() -> int:
+            status.clear()
+            await app(dict(scope), receive, send)  # type: ignore[arg-type]
+            return status[0]
+
+        return call
+
+    open_call = asgi_caller(plain, "/open", [])
+    guarded_call = asgi_caller(guarded, "/guarded", [(b"authorization", f"Bearer {token}".encode())])
+    anonymous = asgi_caller(guarded, "/guarded", [])
+
+    loop = asyncio.new_event_loop()
+    if loop.run_until_complete(open_call()) != 200 or loop.run_until_complete(guarded_call()) != 200:
+        raise SystemExit("litestar: the apps do not answer 200")
+    if loop.run_until_complete(anonymous()) != 401:
+        raise SystemExit("litestar: the guarded route answered a request without a token")
+
+    def run(call: Callable[[], Any]) -> Callable[[], list[float]]:
+        async def timed() -> list[float]:
+            clock = time.perf_counter_ns
+            out: list[float] = []
+            gc.disable()
+            try:
+                for _ in range(batches):
+                    start = clock()
+                    for _ in range(batch):
+                        await call()
+                    out.append((clock() - start) / batch / 1000)
+            finally:
+                gc.enable()
+            return out
+
+        return lambda: loop.run_until_complete(timed())
+
+    return [
+        Row("litestar open", run(open_call)),
+        Row("litestar guarded", run(guarded_call)),
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print the table; see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a few seconds instead of ~20")
+    parser.add_argument("--check", action="store_true", help="exit 1 when the target is missed")
+    args = parser.parse_args(argv)
+    rounds = 5 if args.quick else 15
+    batch, batches = 20, (10 if args.quick else 25)
+
+    with LocalIssuer() as issuer, issuer.auth() as auth:
+        token = issuer.mint(expires_in=3600, org_role="admin")
+        auth.verify(token)  # keys fetched, token cached: verification is the repeated path
+
+        def verify_batch(n: int) -> None:
+            for _ in range(n):
+                auth.verify(token)
+
+        verify_row = Row("verify (repeated token)", lambda: _per_call(verify_batch, 200, batches))
+        rows = [verify_row]
+        missing: list[str] = []
+        for name, build in (("flask", flask_rows), ("litestar", litestar_rows)):
+            try:
+                rows += build(auth, token, batch, batches)
+            except ImportError:
+                missing.append(name)
+        for r in range(rounds):
+            shift = r % len(rows)
+            for row in rows[shift:] + rows[:shift]:
+                row.samples.extend(row.measure())
+                gc.collect()
+
+    medians = {row.name: row.median for row in rows}
+    verify_us = medians["verify (repeated token)"]
+    print(f"clerkguard guard overhead per request ({rounds} rounds x {batches} batches x {batch} requests)")
+    header = f"{'open µs':>9} {'guarded µs':>11} {'overhead':>9} {'- verify':>9} {'target':>8}"
+    print(f"{'framework':<10} {header}  result")
+    all_met = True
+    for framework in ("flask", "litestar"):
+        if framework in missing:
+            print(f"{framework:<10} not installed")
+            continue
+        open_us, guarded_us = medians[f"{framework} open"], medians[f"{framework} guarded"]
+        overhead = guarded_us - open_us
+        net = overhead - verify_us
+        met = net <= TARGET_US
+        all_met = all_met and met
+        print(
+            f"{framework:<10} {open_us:>9.2f} {guarded_us:>11.2f} {overhead:>9.2f} {net:>9.2f} "
+            f"{f'<={TARGET_US:g}':>8}  {'PASS' if met else 'MISS'}"
+        )
+    print(f"verify (repeated token): {verify_us:.2f} µs, subtracted from the overhead")
+    return 1 if args.check and not all_met else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
