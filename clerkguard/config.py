@@ -15,7 +15,7 @@ import math
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -65,10 +65,15 @@ class PublishableKey:
     Attributes:
         instance_type: ``test`` or ``live``.
         frontend_api: Host (and port) of the Frontend API, e.g. ``clerk.example.com``.
+        key: The key exactly as configured (surrounding whitespace removed).
+            Clerk derives the suffix of its session cookie from these exact
+            characters, and its keys carry no base64 padding, so the key
+            cannot be rebuilt from the host.
     """
 
     instance_type: Literal["test", "live"]
     frontend_api: str
+    key: str = field(default="", compare=False)
 
     @property
     def scheme(self) -> str:
@@ -109,7 +114,7 @@ def parse_publishable_key(value: str) -> PublishableKey:
         raise config_error("publishable_key", "the part after the prefix is not valid base64") from None
     if not decoded.endswith("$") or _HOST.fullmatch(decoded[:-1]) is None:
         raise config_error("publishable_key", "does not encode a Frontend API host followed by '$'")
-    return PublishableKey(kind, decoded[:-1].lower())  # type: ignore[arg-type]
+    return PublishableKey(kind, decoded[:-1].lower(), value)  # type: ignore[arg-type]
 
 
 def validate_url(option: str, url: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -60,6 +61,24 @@ def test_publishable_key_derives_issuer_and_jwks(key: str, kind: str, host: str 
         assert parsed.jwks_uri == f"https://{host}/.well-known/jwks.json"
     auth = ClerkAuth(publishable_key=key, env={})
     assert (auth.issuer, auth.jwks_uri) == (parsed.issuer, parsed.jwks_uri)
+
+
+@pytest.mark.parametrize(
+    ("key", "suffix"),
+    [
+        # clerk/javascript's getCookieSuffix vectors: SHA-1 of the key exactly as written.
+        ("pk_live_Y2xlcmsuY2xlcmsuZGV2JA", "1Z8AzTQD"),
+        ("pk_test_Y2xlcmsuY2xlcmsuZGV2JA", "QvfNY2dr"),
+        ("pk_test_ZW5vdWdoLWFscGFjYS04Mi5jbGVyay5hY2NvdW50cy5sY2xjbGVyay5jb20k", "jtYvyt_H"),
+        ("pk_test_eHh4eHh4LXhhYWFhYS1hYS5jbGVyay5hY2NvdW50cy5sY2xjbGVyay5jb20k", "tZJdb-5s"),
+    ],
+)
+def test_publishable_key_keeps_the_exact_text_clerk_hashes(key: str, suffix: str) -> None:
+    parsed = ClerkAuth(publishable_key=f" {key}\n", env={}).publishable_key
+    assert parsed is not None
+    assert parsed.key == key
+    digest = base64.urlsafe_b64encode(hashlib.sha1(parsed.key.encode()).digest()).decode()
+    assert digest[:8] == suffix
 
 
 @pytest.mark.parametrize(
