@@ -26,7 +26,7 @@ MakeAuth = Callable[..., ClerkAuth]
 async def test_fifty_threads_and_fifty_tasks_on_a_cold_cache_make_one_request(
     clerk_issuer: LocalIssuer, make_auth: MakeAuth, clock: FrozenClock
 ) -> None:
-    auth = make_auth()
+    auth = make_auth(http_timeout=30)  # generous: a loaded machine must not turn waiting into 503s
     # A slow JWKS answer keeps the first fetch in flight while everyone else arrives.
     clerk_issuer.set_fault(delay=0.3)
     tokens = [clerk_issuer.mint(issued_at=clock.now, user_id=f"user_{i}") for i in range(100)]
