@@ -299,6 +299,7 @@ async def test_same_header_with_the_real_key_still_verifies(
     verify: Verifier, mint: Mint, attacker: LocalIssuer
 ) -> None:
     # The carrier headers are ignored, not forbidden: the configured key decides.
+    attacker.reset_count()
     token = mint(header={"jku": attacker.jwks_uri, "jwk": attacker.jwks()["keys"][0]})
     assert (await verify(token)).user_id
     assert attacker.request_count == 0
