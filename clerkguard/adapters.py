@@ -92,9 +92,9 @@ _WRAPPED: weakref.WeakKeyDictionary[Any, None] = weakref.WeakKeyDictionary()
 def _cookie_names(pk: PublishableKey | None) -> tuple[str, ...]:
     if pk is None:
         return (SESSION_COOKIE,)
-    text = "pk_" + ("test" if pk.instance_type == "test" else "live") + "_"
-    text += base64.b64encode(f"{pk.frontend_api}$".encode()).decode()
-    digest = base64.urlsafe_b64encode(hashlib.sha1(text.encode()).digest()).decode()  # noqa: S324 - a name, not security
+    # Clerk hashes the key exactly as written (its keys carry no base64
+    # padding), so the key is never rebuilt from the parsed host.
+    digest = base64.urlsafe_b64encode(hashlib.sha1(pk.key.encode()).digest()).decode()  # noqa: S324 - a name, not security
     return (f"{SESSION_COOKIE}_{digest[:8]}", SESSION_COOKIE)
 
 

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc.jwk import RSAKey
 
 from clerkguard import AuthError, ClerkAuth, ConfigurationError
+from clerkguard.adapters import cookie_names_for
 from clerkguard.config import ENV_VARS, parse_publishable_key
 from clerkguard.testing import LocalIssuer
 
@@ -79,6 +80,9 @@ def test_publishable_key_keeps_the_exact_text_clerk_hashes(key: str, suffix: str
     assert parsed.key == key
     digest = base64.urlsafe_b64encode(hashlib.sha1(parsed.key.encode()).digest()).decode()
     assert digest[:8] == suffix
+    # The guard reads the suffixed cookie first, then the plain one.
+    auth = ClerkAuth(publishable_key=key, env={})
+    assert cookie_names_for(auth) == (f"__session_{suffix}", "__session")
 
 
 @pytest.mark.parametrize(
