@@ -236,5 +236,12 @@ class JWKSState:
         return changed
 
     def reset_after_fork(self) -> None:
-        """Forget any in-flight fetch (its thread or task does not exist in a child)."""
+        """Forget any in-flight fetch (its thread or task does not exist in a child).
+
+        A token-triggered fetch in flight had already spent the cooldown on an
+        answer this process will never see: the cooldown is given back, or a
+        child forked during a cold start would answer 503 for a whole cooldown.
+        """
+        if self.flight_started_at is not None and self.flight_from_token:
+            self.next_token_fetch_at = self.flight_started_at
         self.flight_started_at = None

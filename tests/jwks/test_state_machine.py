@@ -222,8 +222,16 @@ def test_reset_after_fork_forgets_the_parents_flight_but_keeps_its_keys() -> Non
     state.reset_after_fork()
     assert not state.in_flight(10.1)
     assert state.resolve("k1", 10.1).step is Step.USE
-    state.next_token_fetch_at = 0.0
+    # The lost fetch does not count against the child's cooldown.
     assert state.resolve("k2", 10.1).step is Step.FETCH
+    assert state.resolve("k3", 10.2).step is Step.WAIT
+
+
+def test_a_child_forked_during_a_cold_start_fetches_at_once() -> None:
+    state = JWKSState(POLICY)
+    assert state.resolve("k1", 0.0).step is Step.FETCH
+    state.reset_after_fork()
+    assert state.resolve("k1", 0.5).step is Step.FETCH
 
 
 def test_same_material_in_another_order_is_not_a_new_generation() -> None:
