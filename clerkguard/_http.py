@@ -18,6 +18,7 @@ needs closing between fetches.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import socket
 import ssl
@@ -62,8 +63,36 @@ def _tls() -> ssl.SSLContext:
         return _ssl_context
 
 
-def _tls_ready() -> bool:
-    return _ssl_context is not None
+#: What httpx's async transport imports on its first request (anyio and its
+#: streams, ~20 ms): imported in a worker thread instead of on the event loop.
+_ASYNC_STACK = (
+    "sniffio",
+    "anyio",
+    "anyio.lowlevel",
+    "anyio.streams.memory",
+    "anyio.streams.stapled",
+    "anyio.streams.tls",
+    "anyio._backends._asyncio",
+    "encodings.idna",
+)
+_async_stack_ready = False
+
+
+def _prepare_async(url: str) -> None:
+    """Do, off the event loop, the slow one-time work of a first async fetch."""
+    global _async_stack_ready
+    if not _async_stack_ready:
+        for name in _ASYNC_STACK:
+            try:
+                importlib.import_module(name)
+            except ImportError:  # another httpx release, another stack: only an optimisation
+                pass
+        _async_stack_ready = True
+    _context_for(url)  # https: loads the CA bundle once
+
+
+def _is_https(url: str) -> bool:
+    return url[:6].lower() == "https:"
 
 
 def _context_for(url: str) -> ssl.SSLContext:
@@ -73,7 +102,7 @@ def _context_for(url: str) -> ssl.SSLContext:
     are not followed, so they get a bare context that verifies with no trust
     anchors at all (cheap to build; it could not accept any certificate).
     """
-    if url.lower().startswith("https:"):
+    if _is_https(url):
         return _tls()
     global _plain_context
     with _ssl_lock:
@@ -363,9 +392,11 @@ async def fetch_jwks_async(
     """
     deadline = time.monotonic() + timeout
     try:
-        if transport is None and url.lower().startswith("https:") and not _tls_ready():
-            # Loading the CA bundle takes milliseconds: not on the event loop.
-            await asyncio.to_thread(_tls)
+        if transport is None and (not _async_stack_ready or (_ssl_context is None and _is_https(url))):
+            try:
+                await asyncio.to_thread(_prepare_async, url)
+            except RuntimeError:  # the loop's executor is shutting down: do it inline
+                pass
         async with httpx.AsyncClient(**_client_options(url, timeout, transport)) as client:
             async with client.stream("GET", url, headers=dict(headers)) as response:
                 _check_response(response)
