@@ -20,7 +20,10 @@ state machine's; this module only runs what it asks for:
 * **Background refresh.** A daemon thread for sync users, a task for async
   users, started lazily on first use (and by adapters' startup hooks through
   :meth:`Keyring.start_async_refresher`). It sleeps exactly until the state
-  machine says a refresh is due, so a cold or failing state never spins.
+  machine says a refresh is due, so a cold or failing state never spins. A
+  refresh that falls due with no refresher to run it is started by the next
+  request in a thread, even from async code: a task would die with a
+  short-lived loop (``asyncio.run()`` per call) and leave the keys to age out.
 * **Processes.** ``os.register_at_fork`` (with a pid check as a backstop)
   gives a forked child fresh locks and no flight or refresher of its parent,
   but keeps the parent's keys: a ``gunicorn --preload`` worker starts warm.
@@ -307,8 +310,10 @@ class Keyring:
         self._reap_orphan()
         with self._lock:
             decision = self._state.resolve(kid, time.monotonic(), rejected_generation=rejected, waited=waited)
-            if decision.step is Step.FETCH or decision.refresh:
+            if decision.step is Step.FETCH:
                 return decision, self._new_flight(loop)
+            if decision.refresh:  # always fetched in a thread, see key_async
+                return decision, self._new_flight(None)
             if decision.step is Step.WAIT:
                 return decision, self._flight
             return decision, None
@@ -353,7 +358,10 @@ class Keyring:
             decision, flight = self._decide(kid, rejected, waited, loop)
             if decision.step is Step.USE:
                 if flight is not None:
-                    self._start_task_fetch(flight)
+                    # A refresh nobody waits for goes to a thread, not a task: it must
+                    # outlive this loop (asyncio.run() per call, Flask async views),
+                    # whose end would cancel it and leave the keys to age out.
+                    self._start_thread_fetch(flight)
                 self._ensure_task_refresher(loop)
                 return decision
             if decision.step is Step.REJECT:

@@ -36,6 +36,20 @@ async def test_keys_are_refreshed_in_the_background_before_the_ttl(
     assert auth.stats.stale is False
 
 
+def test_a_refresh_due_inside_a_short_lived_event_loop_outlives_it(
+    issuer: LocalIssuer, make_auth: Callable[..., ClerkAuth]
+) -> None:
+    # asyncio.run() per call (or Flask's loop per async view): every loop ends right away.
+    auth = make_auth(jwks_ttl=1)
+    first, second = issuer.mint(), issuer.mint()  # two tokens: the second is not in the token cache
+    assert asyncio.run(auth.averify(first)).user_id
+    issuer.rotate(keep_old=False)
+    time.sleep(0.85)  # the refresh is due
+    assert asyncio.run(auth.averify(second)).user_id  # uses the current keys, starts the refresh
+    asyncio.run(eventually(lambda: auth.stats.generation == 2))
+    assert (auth.stats.fetches, auth.stats.failures) == (2, 0)  # not cancelled with its loop
+
+
 async def test_a_key_rotated_under_the_same_kid_is_fetched_once_on_a_bad_signature(
     issuer: LocalIssuer, make_auth: Callable[..., ClerkAuth], check: Check
 ) -> None:
