@@ -311,31 +311,28 @@ def test_a_refresher_never_keeps_the_interpreter_from_exiting(issuer: LocalIssue
         import sys, threading
         from clerkguard import ClerkAuth
         uri, iss, token, stranger = sys.argv[1:5]
-        auth = ClerkAuth(jwks_uri=uri, issuer=iss, env={}, http_timeout=60, jwks_ttl=1)
+        auth = ClerkAuth(jwks_uri=uri, issuer=iss, env={}, http_timeout=60, jwks_ttl=1, jwks_cooldown=0)
         auth.verify(token)                      # warm: the refresher thread is running
         print("warm", flush=True)
         sys.stdin.readline()                    # the server hangs from now on
-        threading.Thread(target=lambda: auth.verify(stranger), daemon=True).start()
-        auth.keyring._wake.set()
-        print("leaving", flush=True)            # exit with a fetch hanging, no close()
+        threading.Thread(target=auth.verify, args=(stranger,), daemon=True).start()
+        sys.stdin.readline()                    # its refetch hangs: leave, without close()
         """
     )
     args = [issuer.jwks_uri, issuer.issuer, issuer.mint(), issuer.mint(header={"kid": "ins_new"})]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script, *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdin is not None
-        assert proc.stdout.readline().strip() == "warm"
-        issuer.set_fault(delay=30)
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        assert proc.stdout.readline().strip() == "leaving"
-        assert proc.wait(timeout=15) == 0  # not 60 s (http_timeout), not forever
-    finally:
-        proc.kill()
-        proc.wait()
+    with subprocess.Popen(
+        [sys.executable, "-c", script, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdin is not None
+            assert proc.stdout.readline().strip() == "warm"
+            issuer.set_fault(delay=30)
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            asyncio.run(eventually(lambda: issuer.request_count == 2))  # the refetch hangs on the server
+            proc.stdin.write("exit\n")
+            proc.stdin.flush()
+            assert proc.wait(timeout=15) == 0  # not 60 s (http_timeout), not forever
+        finally:
+            proc.kill()
