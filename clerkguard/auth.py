@@ -200,7 +200,7 @@ class ClerkAuth:
             return None
         return session
 
-    def _remember(self, token: str, session: Session, generation: int) -> None:
+    def _remember(self, token: str, session: Session, nbf: Any, generation: int) -> None:
         if self._cache_size == 0:
             return
         cache = self._cache
@@ -209,7 +209,7 @@ class ClerkAuth:
                 del cache[next(iter(cache))]
             except (StopIteration, KeyError, RuntimeError):
                 cache.clear()
-        nbf = session.claims.get("nbf")  # a number when present (checked before)
+        # nbf is a number when present (checked before).
         active_from = session.issued_at if nbf is None else max(session.issued_at, nbf)
         cache[token] = (session, float(session.expires_at), float(active_from), generation)
 
@@ -226,10 +226,11 @@ class ClerkAuth:
         claims = decode_payload(parsed)
         check_claims(claims, self._policy, self.clock())
         try:
-            session = Session.from_claims(claims)
+            # The freshly decoded dict is private to us: the session owns it, no copy.
+            session = Session._own(claims)
         except Exception:  # defensive: claim types were checked, but never 500
             raise NotAuthenticated("token-invalid-claims", "the token claims are malformed") from None
-        self._remember(token, session, generation)
+        self._remember(token, session, claims.get("nbf"), generation)
         return session
 
     def verify(self, token: str) -> Session:

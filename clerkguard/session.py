@@ -11,8 +11,8 @@ Both session-token versions are decoded into one shape:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, TypedDict
 
@@ -182,106 +182,207 @@ def _csv_entries(claim: object) -> tuple[str, ...]:
     return _remember_derived(key, tuple(_split_csv(claim)))
 
 
-@dataclass(frozen=True, slots=True, repr=False)
+def _thaw_copy(value: Any) -> Any:
+    """A deep, plain (dict/list) copy of JSON-like ``value``."""
+    if isinstance(value, Mapping):
+        return {k: v if type(v) in _SCALARS else _thaw_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [v if type(v) in _SCALARS else _thaw_copy(v) for v in value]
+    return value
+
+
+_OrgFields = tuple[str | None, str | None, str | None, tuple[str, ...]]
+
+
+def _decode_org(claims: Mapping[str, Any], version: int) -> _OrgFields:
+    """(org_id, org_role, org_slug, org_permissions) of v1 or v2 claims."""
+    if version == 2:
+        org = claims.get("o")
+        if not isinstance(org, dict) or not isinstance(org.get("id"), str) or not org["id"]:
+            return (None, None, None, ())
+        rol = org.get("rol")
+        slg = org.get("slg")
+        return (
+            org["id"],
+            _with_org_prefix(rol) if isinstance(rol, str) and rol else None,
+            slg if isinstance(slg, str) else None,
+            _org_permissions(claims.get("fea"), org.get("per"), org.get("fpm")),
+        )
+    org_id = claims.get("org_id")
+    if not isinstance(org_id, str) or not org_id:
+        return (None, None, None, ())
+    role = claims.get("org_role")
+    slug = claims.get("org_slug")
+    perms = claims.get("org_permissions")
+    return (
+        org_id,
+        _with_org_prefix(role) if isinstance(role, str) and role else None,
+        slug if isinstance(slug, str) else None,
+        tuple(p for p in perms if isinstance(p, str)) if isinstance(perms, list) else (),
+    )
+
+
+_ORG_UNSET: Any = object()
+
+
 class Session:
     """A verified Clerk session. Immutable; holds claims, never the token.
+
+    Built by :meth:`ClerkAuth.verify <clerkguard.ClerkAuth.verify>` (or
+    :meth:`from_claims`). Only the handful of fields every request needs are
+    set up front; organization, permission and feature data are decoded the
+    first time they are read, so verifying a token costs little more than
+    its signature check.
 
     Attributes:
         user_id: The ``sub`` claim (``user_...``).
         session_id: The ``sid`` claim (``sess_...``).
-        session_status: ``sts`` (``active``/``pending``), ``None`` on v1 tokens.
-        org_id: Active organization id, or ``None``.
-        org_role: Active organization role, always ``org:``-prefixed.
-        org_slug: Active organization slug.
-        org_permissions: Permissions in the active organization.
-        actor: The ``act`` claim when an admin impersonates the user.
-        factor_verification_age: ``fva``: minutes since first- and
-            second-factor verification (``-1`` = not set up).
-        features: Raw feature entries from ``fea`` (``o:dashboard``, ``u:beta``).
-        plans: Raw plan entries from ``pla`` (``o:pro``, ``u:free``).
         issuer: ``iss``.
-        authorized_party: ``azp`` (the frontend origin), or ``None``.
         expires_at: ``exp`` (Unix seconds).
         issued_at: ``iat`` (Unix seconds).
         version: Session-token version (1 or 2).
-        claims: Every claim, read-only.
     """
 
+    __slots__ = (
+        "_claims",
+        "_org",
+        "_raw",
+        "expires_at",
+        "issued_at",
+        "issuer",
+        "session_id",
+        "user_id",
+        "version",
+    )
+
+    _raw: dict[str, Any]
+    _claims: Mapping[str, Any] | None
+    _org: Any
     user_id: str
     session_id: str
-    session_status: str | None
-    org_id: str | None
-    org_role: str | None
-    org_slug: str | None
-    org_permissions: tuple[str, ...]
-    actor: Mapping[str, Any] | None
-    factor_verification_age: tuple[int, int] | None
-    features: tuple[str, ...]
-    plans: tuple[str, ...]
     issuer: str
-    authorized_party: str | None
     expires_at: float
     issued_at: float
     version: int
-    claims: Mapping[str, Any] = field(compare=False)
+
+    def __init__(self) -> None:
+        raise TypeError("build a Session with Session.from_claims(claims)")
+
+    @classmethod
+    def _own(cls, claims: dict[str, Any]) -> Session:
+        """Wrap verified claims without copying; the caller gives up ``claims``."""
+        self = object.__new__(cls)
+        setattr_ = object.__setattr__
+        setattr_(self, "_raw", claims)
+        setattr_(self, "_claims", None)
+        setattr_(self, "_org", _ORG_UNSET)
+        setattr_(self, "user_id", claims["sub"])
+        setattr_(self, "session_id", claims["sid"])
+        setattr_(self, "issuer", claims["iss"])
+        setattr_(self, "expires_at", claims["exp"])
+        setattr_(self, "issued_at", claims["iat"])
+        setattr_(self, "version", 2 if claims.get("v") == 2 else 1)
+        return self
 
     @classmethod
     def from_claims(cls, claims: Mapping[str, Any]) -> Session:
-        """Build a session from already verified claims (v1 or v2)."""
-        version = 2 if claims.get("v") == 2 else 1
-        org_id = org_role = org_slug = None
-        permissions: tuple[str, ...] = ()
-        if version == 2:
-            org = claims.get("o")
-            if isinstance(org, dict) and isinstance(org.get("id"), str):
-                org_id = org["id"]
-                rol = org.get("rol")
-                org_role = _with_org_prefix(rol) if isinstance(rol, str) and rol else None
-                slg = org.get("slg")
-                org_slug = slg if isinstance(slg, str) else None
-                permissions = _org_permissions(claims.get("fea"), org.get("per"), org.get("fpm"))
-        else:
-            if isinstance(claims.get("org_id"), str):
-                org_id = claims["org_id"]
-                role = claims.get("org_role")
-                org_role = _with_org_prefix(role) if isinstance(role, str) and role else None
-                slug = claims.get("org_slug")
-                org_slug = slug if isinstance(slug, str) else None
-                perms = claims.get("org_permissions")
-                if isinstance(perms, list):
-                    permissions = tuple(p for p in perms if isinstance(p, str))
-        fva = claims.get("fva")
-        age: tuple[int, int] | None = None
+        """Build a session from already verified claims (v1 or v2).
+
+        The claims are copied (deeply): later changes to ``claims`` do not
+        reach the session.
+        """
+        return cls._own(_thaw_copy(claims))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Session):
+            return NotImplemented
+        return self._raw == other._raw
+
+    def __hash__(self) -> int:
+        return hash((self.user_id, self.session_id, self.expires_at, self.issued_at))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Session.from_claims, (self._raw,))
+
+    # -- lazily decoded fields ---------------------------------------------------
+    @property
+    def claims(self) -> Mapping[str, Any]:
+        """Every claim, read-only all the way down."""
+        frozen = self._claims
+        if frozen is None:
+            frozen = _freeze(self._raw)
+            object.__setattr__(self, "_claims", frozen)
+        return frozen
+
+    def _org_fields(self) -> _OrgFields:
+        org_fields = self._org
+        if org_fields is _ORG_UNSET:
+            org_fields = _decode_org(self._raw, self.version)
+            object.__setattr__(self, "_org", org_fields)
+        return org_fields  # type: ignore[no-any-return]
+
+    @property
+    def org_id(self) -> str | None:
+        """Active organization id, or ``None``."""
+        return self._org_fields()[0]
+
+    @property
+    def org_role(self) -> str | None:
+        """Active organization role, always ``org:``-prefixed."""
+        return self._org_fields()[1]
+
+    @property
+    def org_slug(self) -> str | None:
+        """Active organization slug."""
+        return self._org_fields()[2]
+
+    @property
+    def org_permissions(self) -> tuple[str, ...]:
+        """Permissions in the active organization (v2: decoded from ``fea``/``per``/``fpm``)."""
+        return self._org_fields()[3]
+
+    @property
+    def session_status(self) -> str | None:
+        """``sts`` (``active``/``pending``), ``None`` on v1 tokens."""
+        sts = self._raw.get("sts")
+        return sts if isinstance(sts, str) else None
+
+    @property
+    def authorized_party(self) -> str | None:
+        """``azp`` (the frontend origin), or ``None``."""
+        azp = self._raw.get("azp")
+        return azp if isinstance(azp, str) else None
+
+    @property
+    def actor(self) -> Mapping[str, Any] | None:
+        """The ``act`` claim when an admin impersonates the user, read-only."""
+        act = self.claims.get("act")
+        return act if isinstance(act, Mapping) else None
+
+    @property
+    def factor_verification_age(self) -> tuple[int, int] | None:
+        """``fva``: minutes since first- and second-factor verification (``-1`` = not set up)."""
+        fva = self._raw.get("fva")
         # Minutes, or -1 for a factor group that is not set up (Clerk's isValidFactorAge).
         if isinstance(fva, list) and len(fva) == 2 and _factor_age(fva[0]) and _factor_age(fva[1]):
-            age = (fva[0], fva[1])
-        act = claims.get("act")
-        sts = claims.get("sts")
-        azp = claims.get("azp")
-        # A private copy, frozen in place: cheaper than building a second dict.
-        frozen = dict(claims)
-        for name, value in frozen.items():
-            if type(value) not in _SCALARS:
-                frozen[name] = _freeze(value)  # replacing values while iterating is safe
-        return cls(
-            user_id=claims["sub"],
-            session_id=claims["sid"],
-            session_status=sts if isinstance(sts, str) else None,
-            org_id=org_id,
-            org_role=org_role,
-            org_slug=org_slug,
-            org_permissions=permissions,
-            actor=_freeze(act) if isinstance(act, dict) else None,
-            factor_verification_age=age,
-            features=_csv_entries(claims.get("fea")),
-            plans=_csv_entries(claims.get("pla")),
-            issuer=claims["iss"],
-            authorized_party=azp if isinstance(azp, str) else None,
-            expires_at=claims["exp"],
-            issued_at=claims["iat"],
-            version=version,
-            claims=MappingProxyType(frozen),
-        )
+            return (fva[0], fva[1])
+        return None
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """Raw feature entries from ``fea`` (``o:dashboard``, ``u:beta``)."""
+        return _csv_entries(self._raw.get("fea"))
+
+    @property
+    def plans(self) -> tuple[str, ...]:
+        """Raw plan entries from ``pla`` (``o:pro``, ``u:free``)."""
+        return _csv_entries(self._raw.get("pla"))
 
     @property
     def plan(self) -> str | None:
