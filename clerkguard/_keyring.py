@@ -269,6 +269,10 @@ class Keyring:
         self._threads: set[threading.Thread] = set()
         self._refresher_thread: threading.Thread | None = None
         self._refresher_task: asyncio.Task[None] | None = None
+        # Lock-free fast path for the common case (known kid, no refresh due):
+        # (valid-until monotonic time, kid -> ready USE decision). Rebuilt under
+        # the lock by _decide, dropped whenever a fetch is recorded.
+        self._hot: tuple[float, dict[str, Decision]] | None = None
 
     # -- public-ish ------------------------------------------------------------
     @property
@@ -309,7 +313,10 @@ class Keyring:
     ) -> tuple[Decision, _Flight | None]:
         self._reap_orphan()
         with self._lock:
-            decision = self._state.resolve(kid, time.monotonic(), rejected_generation=rejected, waited=waited)
+            now = time.monotonic()
+            decision = self._state.resolve(kid, now, rejected_generation=rejected, waited=waited)
+            if decision.step is Step.USE and not decision.refresh and rejected is None:
+                self._warm_hot_path(now)
             if decision.step is Step.FETCH:
                 return decision, self._new_flight(loop)
             if decision.refresh:  # always fetched in a thread, see key_async
@@ -318,10 +325,36 @@ class Keyring:
                 return decision, self._flight
             return decision, None
 
+    def _warm_hot_path(self, now: float) -> None:
+        """Publish ready decisions until the next refresh is due (lock held)."""
+        state = self._state
+        keyset = state.usable(now)
+        if keyset is None or state.fetched_at is None:
+            self._hot = None
+            return
+        until = min(state.next_refresh_at, state.fetched_at + self.policy.ttl + self.policy.max_stale)
+        hot = self._hot
+        if hot is not None and hot[0] == until:
+            return
+        generation = state.generation
+        table = {kid: Decision(Step.USE, key=key, generation=generation) for kid, key in keyset.keys.items()}
+        self._hot = (until, table)
+
+    def _hot_decision(self, kid: str) -> Decision | None:
+        """The ready decision for ``kid`` when nothing needs the lock, else None."""
+        hot = self._hot
+        if hot is None or time.monotonic() >= hot[0]:
+            return None
+        return hot[1].get(kid)
+
     def key_sync(self, kid: str, rejected: int | None = None) -> Decision:
         """Resolve ``kid`` from a thread; waits at most ``http_timeout``."""
         if self.static_key is not None:
             return self._static(rejected)
+        if rejected is None:
+            ready = self._hot_decision(kid)
+            if ready is not None:
+                return ready
         self._check_pid()
         deadline: float | None = None
         waited = False
@@ -350,6 +383,10 @@ class Keyring:
         """Resolve ``kid`` from a coroutine; never blocks the event loop."""
         if self.static_key is not None:
             return self._static(rejected)
+        if rejected is None:
+            ready = self._hot_decision(kid)
+            if ready is not None:
+                return ready
         self._check_pid()
         loop = asyncio.get_running_loop()
         deadline: float | None = None
@@ -440,6 +477,7 @@ class Keyring:
             if flight.finished:
                 return
             flight.finished = True
+            self._hot = None  # keys may have changed: back to the locked path
             self._flights.discard(flight)
             if self._flight is flight:
                 self._flight = None
