@@ -23,6 +23,7 @@ each async view on a fresh event loop, so guards here are always synchronous
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import threading
@@ -166,8 +167,10 @@ class FlaskAdapter(Adapter[flask.Request]):
     sync_only = True
 
     def header(self, request: flask.Request, name: str) -> str | None:
-        """A request header."""
-        return request.headers.get(name)
+        """A request header (read from the WSGI environ: EnvironHeaders lookups cost µs)."""
+        key = "HTTP_" + name.upper().replace("-", "_")
+        value = request.environ.get(key)
+        return value if isinstance(value, str) else None
 
     def cookie(self, request: flask.Request, name: str) -> str | None:
         """A request cookie."""
@@ -195,7 +198,9 @@ class FlaskAdapter(Adapter[flask.Request]):
 
     def call_sync(self, handler: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Call the view the way Flask does (async views on a fresh loop)."""
-        return current_app.ensure_sync(handler)(*args, **kwargs)
+        if inspect.iscoroutinefunction(handler):  # what ensure_sync checks
+            return current_app.ensure_sync(handler)(*args, **kwargs)
+        return handler(*args, **kwargs)
 
 
 #: ``@require_auth`` / ``@require_auth(authorize=..., optional=..., role=..., auth=...)``.
@@ -301,6 +306,12 @@ class ClerkGuard:
                 misordered = state.misordered
             if misordered and flask.request.endpoint in misordered:
                 _refuse_misordered([flask.request.endpoint])
+            elif not misordered:
+                # Nothing misordered, and Flask refuses new routes from now on:
+                # drop this hook. A new list, so requests iterating the old one
+                # are not disturbed.
+                funcs = current_app.before_request_funcs
+                funcs[None] = [f for f in funcs.get(None, []) if f is not clerkguard_check_decorator_order]
 
         app.before_request(clerkguard_check_decorator_order)
 

@@ -235,8 +235,17 @@ class LitestarAdapter(Adapter[ASGIConnection[Any, Any, Any, Any]]):
     """
 
     def header(self, request: ASGIConnection[Any, Any, Any, Any], name: str) -> str | None:
-        """A request header (case-insensitive)."""
-        return request.headers.get(name)
+        """A request header (case-insensitive), read from the raw ASGI scope.
+
+        ``request.headers`` parses every header into a multidict on first use
+        (microseconds per request); the guard needs one, so it scans the raw
+        list (ASGI requires lower-case names).
+        """
+        wanted = name.lower().encode("latin-1")
+        for key, value in request.scope.get("headers", ()):
+            if key == wanted:
+                return bytes(value).decode("latin-1")
+        return None
 
     def cookie(self, request: ASGIConnection[Any, Any, Any, Any], name: str) -> str | None:
         """A cookie value."""
