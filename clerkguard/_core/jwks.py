@@ -144,8 +144,11 @@ class JWKSState:
         self.flight_started_at = now
         self.flight_from_token = from_token
         self.fetches += 1
-        if from_token:
-            # At most one token-triggered fetch per cooldown, decided at start.
+        if from_token and self.usable(now) is not None:
+            # At most one token-triggered *refetch* per cooldown, decided at
+            # start. A cold fetch is not a refetch: it must not spend the
+            # cooldown, or a key rotated within `jwks_cooldown` of start-up
+            # would be refused until it ran out (failures back off on their own).
             self.next_token_fetch_at = now + self.policy.cooldown
 
     def start_refresh(self, now: float) -> bool:

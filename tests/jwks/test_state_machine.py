@@ -88,6 +88,21 @@ def test_unknown_kid_refetches_at_most_once_per_cooldown() -> None:
     assert state.resolve("attacker-x", 40.0).step is Step.FETCH  # 10.0 + cooldown
 
 
+def test_a_cold_fetch_does_not_spend_the_rotation_cooldown() -> None:
+    # Keys rotated seconds after start-up: the first token with the new kid
+    # must refetch at once, not wait out a cooldown the cold fetch never owed.
+    state = JWKSState(POLICY)
+    assert state.resolve("k1", 0.0).step is Step.FETCH
+    state.finish(state.flight_id, 0.2, keyset("k1"))
+    assert state.resolve("k2", 1.0).step is Step.FETCH
+    state.finish(state.flight_id, 1.2, keyset("k1", "k2"))
+    assert state.resolve("k2", 1.2, waited=True).step is Step.USE
+    # That refetch did start the cooldown.
+    assert state.resolve("k3", 2.0).step is Step.REJECT
+    assert state.resolve("k3", 1.0 + POLICY.cooldown).step is Step.FETCH
+    assert state.fetches == 3
+
+
 def test_random_kid_flood_makes_at_most_one_fetch_per_cooldown() -> None:
     state = JWKSState(POLICY)
     warm(state, 0.0, "k1")
