@@ -29,14 +29,20 @@ def _clerk_issuer_server() -> Iterator[LocalIssuer]:
 
 @pytest.fixture
 def clerk_issuer(_clerk_issuer_server: LocalIssuer) -> Iterator[LocalIssuer]:
-    """A running local issuer; faults are cleared before and after each test."""
+    """A running local issuer, shared by the session but reset for each test.
+
+    Faults, ``jwks_override``, the request count and key rotations
+    (``rotate()``, ``extra_keys``) a test made are undone before the next one.
+    """
     issuer = _clerk_issuer_server
+    key, kid, extra = issuer.key, issuer.kid, list(issuer.extra_keys)
     issuer.set_fault(Fault())
     issuer.jwks_override = None
     issuer.reset_count()
     yield issuer
     issuer.set_fault(Fault())
     issuer.jwks_override = None
+    issuer.key, issuer.kid, issuer.extra_keys = key, kid, extra
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from clerkguard import AuthError, ClerkAuth
+from clerkguard import AuthError, ClerkAuth, ConfigurationError
 from clerkguard.testing import MISSING, SESSION_CATEGORY, Fault, LocalIssuer, sign
 
 from .support import T0, FrozenClock
@@ -261,10 +261,28 @@ def test_plugin_fixtures_1_work_and_leave_a_mess(
     assert clerk_issuer.request_count == 1
     clerk_issuer.set_fault(status=500)
     clerk_issuer.jwks_override = {"keys": []}
+    _before_rotation.append((clerk_issuer.kid, clerk_issuer.key))
+    clerk_issuer.rotate(new_kid="ins_rotated_by_test_1")
+
+
+_before_rotation: list[tuple[str, Any]] = []
 
 
 def test_plugin_fixtures_2_start_clean(clerk_issuer: LocalIssuer, clerk_auth: ClerkAuth) -> None:
     assert clerk_issuer.fault == Fault()
     assert clerk_issuer.jwks_override is None
     assert clerk_issuer.request_count == 0
+    assert _before_rotation == [(clerk_issuer.kid, clerk_issuer.key)]
+    assert clerk_issuer.extra_keys == []
     assert clerk_auth.verify(clerk_issuer.mint()).user_id
+
+
+def test_a_small_pem_key_is_a_configuration_error_without_warnings(recwarn: pytest.WarningsRecorder) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+    pem = small.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    with pytest.raises(ConfigurationError, match="1024 bits"):
+        ClerkAuth(jwt_key=pem.decode(), issuer="https://clerk.example.com", env={})
+    assert [str(w.message) for w in recwarn] == []
