@@ -24,11 +24,8 @@ each async view on a fresh event loop, so guards here are always synchronous
 from __future__ import annotations
 
 import inspect
-import json
 import logging
-import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from .errors import MissingDependencyError
@@ -41,6 +38,7 @@ try:
 except ImportError:  # pragma: no cover - exercised in a venv without Flask
     raise MissingDependencyError("flask", "flask") from None
 
+from . import _pallets
 from .adapters import (
     Adapter,
     Guard,
@@ -70,12 +68,12 @@ __all__ = [
 logger = logging.getLogger("clerkguard.flask")
 
 #: ``app.extensions`` key of the extension's per-app state.
-EXTENSION = "clerkguard"
-#: Attribute of ``flask.g`` holding the request's session (prefixed: ``g`` is shared).
-G_ATTRIBUTE = "_clerkguard_session"
+EXTENSION = _pallets.EXTENSION
+#: Attribute of ``g`` holding the request's session (prefixed: ``g`` is shared).
+G_ATTRIBUTE = _pallets.G_ATTRIBUTE
 
 
-class AuthHTTPException(http.HTTPException):
+class AuthHTTPException(_pallets.AuthHTTPExceptionBase):
     """A werkzeug ``HTTPException`` carrying an :class:`~clerkguard.AuthError`.
 
     Renders itself (``get_response``) as the guard's JSON body with the
@@ -89,15 +87,7 @@ class AuthHTTPException(http.HTTPException):
         error: The :class:`~clerkguard.AuthError` (``.status``, ``.reason``, ...).
     """
 
-    def __init__(self, error: AuthError) -> None:
-        super().__init__(description=error.detail)
-        self.error = error
-        self.code = error.status
-
-    @staticmethod
-    def for_error(error: AuthError) -> AuthHTTPException:
-        """The exception class matching ``error.status``, instantiated."""
-        return _BY_STATUS.get(error.status, AuthHTTPException)(error)
+    response_class = flask.Response
 
     def get_response(
         self,
@@ -105,12 +95,8 @@ class AuthHTTPException(http.HTTPException):
         scope: dict[str, Any] | None = None,
     ) -> flask.Response:
         """The JSON error response: ``{"error": ..., "reason": ...}`` plus headers."""
-        return flask.Response(
-            json.dumps(self.error.to_dict()),
-            status=self.error.status,
-            headers=self.error.headers(),
-            mimetype="application/json",
-        )
+        response: flask.Response = self.render()
+        return response
 
 
 class AuthUnauthorized(AuthHTTPException, http.Unauthorized):
@@ -125,40 +111,11 @@ class AuthUnavailable(AuthHTTPException, http.ServiceUnavailable):
     """503 from a guard: no signing keys (found by ``errorhandler(503)``)."""
 
 
-_BY_STATUS: dict[int, type[AuthHTTPException]] = {
-    401: AuthUnauthorized,
-    403: AuthForbidden,
-    503: AuthUnavailable,
-}
+AuthHTTPException.by_status = {401: AuthUnauthorized, 403: AuthForbidden, 503: AuthUnavailable}
 
 
 def _render(error: AuthHTTPException) -> flask.Response:
     return error.get_response()
-
-
-@dataclass
-class _State:
-    """What ``app.extensions["clerkguard"]`` holds."""
-
-    auth: ClerkAuth
-    #: Endpoints found misordered at the first request (``None``: not scanned yet).
-    misordered: frozenset[str] | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-
-_lazy_lock = threading.Lock()
-
-
-def _state(app: flask.Flask) -> _State:
-    state = app.extensions.get(EXTENSION)
-    if state is None:
-        # ``@require_auth`` without ``ClerkGuard(app)``: configure from
-        # app.config/env once (no hooks: Flask forbids setup after the first request).
-        with _lazy_lock:
-            state = app.extensions.get(EXTENSION)
-            if state is None:
-                state = app.extensions[EXTENSION] = _State(auth_from_config(app.config))
-    return cast(_State, state)
 
 
 class FlaskAdapter(Adapter[flask.Request]):
@@ -194,7 +151,7 @@ class FlaskAdapter(Adapter[flask.Request]):
 
     def auth_for(self, request: flask.Request) -> ClerkAuth:
         """The app's :class:`ClerkAuth` (from the extension, else built from config/env)."""
-        return _state(current_app._get_current_object()).auth  # type: ignore[attr-defined]
+        return _pallets.app_state(current_app._get_current_object()).auth  # type: ignore[attr-defined]
 
     def call_sync(self, handler: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Call the view the way Flask does (async views on a fresh loop)."""
@@ -282,7 +239,7 @@ class ClerkGuard:
     def init_app(self, app: flask.Flask, auth: ClerkAuth | None = None) -> None:
         """Configure ``app``: its ClerkAuth, the JSON error handler, the order check."""
         resolved = auth or self.auth or auth_from_config(app.config)
-        state = _State(resolved)
+        state = _pallets.AppState(resolved)
         app.extensions[EXTENSION] = state
         app.register_error_handler(AuthHTTPException, _render)
         if not self.check_decorator_order:
@@ -317,7 +274,7 @@ class ClerkGuard:
 
     def auth_for(self, app: flask.Flask) -> ClerkAuth:
         """The :class:`ClerkAuth` ``app`` uses."""
-        return _state(app).auth
+        return _pallets.app_state(app).auth
 
 
 def _refuse_misordered(endpoints: Iterable[str | None]) -> None:

@@ -25,11 +25,8 @@ keys are fetched lazily, which is fully correct.
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from .errors import MissingDependencyError
@@ -42,6 +39,7 @@ try:
 except ImportError:  # pragma: no cover - exercised in a venv without Quart
     raise MissingDependencyError("quart", "quart") from None
 
+from . import _pallets
 from .adapters import (
     Adapter,
     Guard,
@@ -71,15 +69,15 @@ __all__ = [
 logger = logging.getLogger("clerkguard.quart")
 
 #: ``app.extensions`` key of the extension's per-app state.
-EXTENSION = "clerkguard"
-#: Attribute of ``quart.g`` holding the request's session (prefixed: ``g`` is shared).
-G_ATTRIBUTE = "_clerkguard_session"
+EXTENSION = _pallets.EXTENSION
+#: Attribute of ``g`` holding the request's session (prefixed: ``g`` is shared).
+G_ATTRIBUTE = _pallets.G_ATTRIBUTE
 
 #: What a guarded Quart handler sees: an HTTP request or a websocket.
 Connection: TypeAlias = quart.Request | quart.Websocket
 
 
-class AuthHTTPException(http.HTTPException):
+class AuthHTTPException(_pallets.AuthHTTPExceptionBase):
     """A werkzeug ``HTTPException`` carrying an :class:`~clerkguard.AuthError`.
 
     Renders itself as the guard's JSON body with its headers; raised as
@@ -91,15 +89,7 @@ class AuthHTTPException(http.HTTPException):
         error: The :class:`~clerkguard.AuthError`.
     """
 
-    def __init__(self, error: AuthError) -> None:
-        super().__init__(description=error.detail)
-        self.error = error
-        self.code = error.status
-
-    @staticmethod
-    def for_error(error: AuthError) -> AuthHTTPException:
-        """The exception class matching ``error.status``, instantiated."""
-        return _BY_STATUS.get(error.status, AuthHTTPException)(error)
+    response_class = quart.Response
 
     # Quart renders a raised HTTPException with get_response() and accepts its
     # own Response type there, which is not werkzeug's (hence the ignore).
@@ -109,12 +99,8 @@ class AuthHTTPException(http.HTTPException):
         scope: dict[str, Any] | None = None,
     ) -> quart.Response:
         """The JSON error response: ``{"error": ..., "reason": ...}`` plus headers."""
-        return quart.Response(
-            json.dumps(self.error.to_dict()),
-            status=self.error.status,
-            headers=self.error.headers(),
-            mimetype="application/json",
-        )
+        response: quart.Response = self.render()
+        return response
 
 
 class AuthUnauthorized(AuthHTTPException, http.Unauthorized):
@@ -129,38 +115,11 @@ class AuthUnavailable(AuthHTTPException, http.ServiceUnavailable):
     """503 from a guard: no signing keys (found by ``errorhandler(503)``)."""
 
 
-_BY_STATUS: dict[int, type[AuthHTTPException]] = {
-    401: AuthUnauthorized,
-    403: AuthForbidden,
-    503: AuthUnavailable,
-}
+AuthHTTPException.by_status = {401: AuthUnauthorized, 403: AuthForbidden, 503: AuthUnavailable}
 
 
 def _render(error: AuthHTTPException) -> quart.Response:
     return error.get_response()
-
-
-@dataclass
-class _State:
-    """What ``app.extensions["clerkguard"]`` holds."""
-
-    auth: ClerkAuth
-    misordered: frozenset[str] | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-
-_lazy_lock = threading.Lock()
-
-
-def _state(app: quart.Quart) -> _State:
-    state = app.extensions.get(EXTENSION)
-    if state is None:
-        # ``@require_auth`` without ``ClerkGuard(app)``: configure from app.config/env once.
-        with _lazy_lock:
-            state = app.extensions.get(EXTENSION)
-            if state is None:
-                state = app.extensions[EXTENSION] = _State(auth_from_config(app.config))
-    return cast(_State, state)
 
 
 def _connection() -> Connection:
@@ -200,7 +159,7 @@ class QuartAdapter(Adapter[Connection]):
 
     def auth_for(self, request: Connection) -> ClerkAuth:
         """The app's :class:`ClerkAuth` (from the extension, else built from config/env)."""
-        return _state(current_app._get_current_object()).auth  # type: ignore[attr-defined]
+        return _pallets.app_state(current_app._get_current_object()).auth  # type: ignore[attr-defined]
 
     async def call_async(
         self, handler: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -281,7 +240,7 @@ class ClerkGuard:
     def init_app(self, app: quart.Quart, auth: ClerkAuth | None = None) -> None:
         """Configure ``app``: its ClerkAuth, lifecycle hooks, error handler, order check."""
         resolved = auth or self.auth or auth_from_config(app.config)
-        state = _State(resolved)
+        state = _pallets.AppState(resolved)
         app.extensions[EXTENSION] = state
         app.register_error_handler(AuthHTTPException, _render)
 
@@ -321,7 +280,7 @@ class ClerkGuard:
 
     def auth_for(self, app: quart.Quart) -> ClerkAuth:
         """The :class:`ClerkAuth` ``app`` uses."""
-        return _state(app).auth
+        return _pallets.app_state(app).auth
 
 
 def _refuse_misordered(endpoints: Iterable[str | None]) -> None:
