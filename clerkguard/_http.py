@@ -18,7 +18,9 @@ needs closing between fetches.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import importlib
+import logging
 import os
 import socket
 import ssl
@@ -27,6 +29,7 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
@@ -356,6 +359,34 @@ def _describe(exc: BaseException) -> str:
     return f"unexpected error ({type(exc).__name__})"
 
 
+def safe_url(url: str) -> str:
+    """``url`` without credentials, query or fragment (for logs)."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+    except ValueError:
+        return "<invalid url>"
+
+
+# httpx logs every request's full URL at INFO ("HTTP Request: GET <url> ...");
+# a JWKS URL may carry credentials or a token in its query. While one of our
+# fetches runs (this context only: the fetch thread or task), its records show
+# the redacted URL instead. Other requests of the application are untouched.
+_fetching: contextvars.ContextVar[str | None] = contextvars.ContextVar("clerkguard_jwks_fetch", default=None)
+
+
+class _RedactJWKSURL(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        safe = _fetching.get()
+        if safe is not None and isinstance(record.args, tuple):
+            record.args = tuple(safe if isinstance(arg, httpx.URL) else arg for arg in record.args)
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactJWKSURL())
+
+
 def fetch_jwks_sync(
     url: str, headers: Mapping[str, str], control: FetchControl, transport: Any = None
 ) -> KeySet:
@@ -364,6 +395,7 @@ def fetch_jwks_sync(
     Raises:
         FetchError: for every failure, with a reason safe to log.
     """
+    token = _fetching.set(safe_url(url))
     try:
         if transport is None:
             transport = _DeadlineTransport(_context_for(url), control)
@@ -380,6 +412,8 @@ def fetch_jwks_sync(
             raise FetchError("aborted (closing)") from None
         # `from None`: httpx exceptions carry the request, headers included.
         raise FetchError(_describe(exc)) from None
+    finally:
+        _fetching.reset(token)
 
 
 async def fetch_jwks_async(
@@ -391,6 +425,7 @@ async def fetch_jwks_async(
     also caps each network operation and the body reading.
     """
     deadline = time.monotonic() + timeout
+    token = _fetching.set(safe_url(url))
     try:
         if transport is None and (not _async_stack_ready or (_ssl_context is None and _is_https(url))):
             try:
@@ -409,3 +444,5 @@ async def fetch_jwks_async(
         return reader.keyset()
     except Exception as exc:
         raise FetchError(_describe(exc)) from None
+    finally:
+        _fetching.reset(token)

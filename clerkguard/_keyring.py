@@ -48,13 +48,13 @@ import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from joserfc.jwk import RSAKey
 
 from ._core.jwks import Decision, JWKSPolicy, JWKSState, Step
 from ._core.keys import KeySet
 from ._http import FetchControl, FetchError, fetch_jwks_async, fetch_jwks_sync
+from ._http import safe_url as _safe_url
 
 __all__ = ["JWKSStats", "Keyring"]
 
@@ -172,16 +172,6 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-def _safe_url(url: str) -> str:
-    """``url`` without credentials, query or fragment (for logs)."""
-    try:
-        parts = urlsplit(url)
-        port = f":{parts.port}" if parts.port else ""
-        return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
-    except ValueError:
-        return "<invalid url>"
 
 
 # -- fork safety ---------------------------------------------------------------------

@@ -224,6 +224,8 @@ async def test_the_backend_api_gets_the_secret_key_and_it_never_leaks(
 async def test_credentials_in_the_jwks_url_are_not_logged(
     issuer: LocalIssuer, check: Check, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # An app logging at INFO sees httpx's own "HTTP Request: GET <url>" lines too.
+    caplog.set_level(logging.INFO)
     url = issuer.jwks_uri.replace("http://", "http://user:hunter2@") + "?token=sekrit"
     auth = issuer.auth(jwks_uri=url, http_timeout=TIMEOUT)
     issuer.set_fault(status=500)
