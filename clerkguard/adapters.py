@@ -4,8 +4,8 @@ One code path decides for every framework. An integration supplies a small
 :class:`Adapter` (named hooks: read a header, read a cookie, the method, where
 the request is, store the session, turn an :class:`~clerkguard.AuthError` into
 the framework's answer) and gets a ready ``require_auth`` from
-:func:`build_require_auth`. clerkguard's own Flask and Quart modules are
-written on exactly this API.
+:func:`build_require_auth`. clerkguard's own Flask, Quart, Litestar and
+Sanic modules are written on exactly this API.
 
 A minimal adapter for a framework we don't ship (the complete, tested version
 is ``examples/bottle_adapter.py``)::
