@@ -25,7 +25,7 @@ from typing import Any
 from flask import Blueprint, Flask, Request, request
 from flask.views import MethodView
 
-from clerkguard import Session
+from clerkguard import ClerkAuth, Session
 from clerkguard.flask import ClerkGuard, current_auth, get_auth, guard_blueprint, require_auth
 from clerkguard.rules import has_permission
 
@@ -49,9 +49,9 @@ def truthy_rule(session: Session, request: Any) -> Any:
     return 1
 
 
-def got_flask_request(session: Session, request: object) -> bool:
-    """``authorize`` is called as ``authorize(session, request)`` with Flask's Request."""
-    return isinstance(request, Request)
+def got_flask_request(session: Session, request: object, /) -> bool:
+    """``authorize`` is called positionally as ``authorize(session, request)`` with Flask's Request."""
+    return isinstance(session, Session) and isinstance(request, Request)
 
 
 def user() -> dict[str, Any]:
@@ -59,10 +59,13 @@ def user() -> dict[str, Any]:
     return {"user_id": current_auth.user_id}
 
 
-def create_app() -> Flask:
-    """The app; ``ClerkGuard`` builds its ``ClerkAuth`` from ``CLERK_*`` (config, then env)."""
+def create_app(auth: ClerkAuth | None = None) -> Flask:
+    """The app on ``auth``; without one, ``ClerkGuard`` builds it from ``CLERK_*`` (config, then env).
+
+    The test suite builds its shared-table app from this factory with its own ``auth``.
+    """
     app = Flask(__name__)
-    ClerkGuard(app)
+    ClerkGuard(app, auth=auth)
 
     @app.get("/health")
     def health() -> dict[str, Any]:

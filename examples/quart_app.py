@@ -21,7 +21,7 @@ from typing import Any
 from quart import Blueprint, Quart, Request, request, websocket
 from quart.views import MethodView
 
-from clerkguard import Session
+from clerkguard import ClerkAuth, Session
 from clerkguard.quart import ClerkGuard, current_auth, get_auth, guard_blueprint, require_auth
 from clerkguard.rules import has_permission
 
@@ -45,9 +45,9 @@ def truthy_rule(session: Session, request: Any) -> Any:
     return 1
 
 
-def got_quart_request(session: Session, request: object) -> bool:
-    """``authorize`` is called as ``authorize(session, request)`` with Quart's Request."""
-    return isinstance(request, Request)
+def got_quart_request(session: Session, request: object, /) -> bool:
+    """``authorize`` is called positionally as ``authorize(session, request)`` with Quart's Request."""
+    return isinstance(session, Session) and isinstance(request, Request)
 
 
 def user() -> dict[str, Any]:
@@ -55,10 +55,13 @@ def user() -> dict[str, Any]:
     return {"user_id": current_auth.user_id}
 
 
-def create_app() -> Quart:
-    """The app; ``ClerkGuard`` builds its ``ClerkAuth`` from ``CLERK_*`` (config, then env)."""
+def create_app(auth: ClerkAuth | None = None) -> Quart:
+    """The app on ``auth``; without one, ``ClerkGuard`` builds it from ``CLERK_*`` (config, then env).
+
+    The test suite builds its shared-table app from this factory with its own ``auth``.
+    """
     app = Quart(__name__)
-    ClerkGuard(app)
+    ClerkGuard(app, auth=auth)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:

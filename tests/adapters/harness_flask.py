@@ -1,72 +1,45 @@
-"""The shared table's routes on Flask, through ``app.test_client()``."""
+"""The shared table on Flask: ``examples/flask_app.py``'s app through ``app.test_client()``."""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from unittest import mock
 
 import flask
 
 from clerkguard import ClerkAuth
-from clerkguard.flask import ClerkGuard, current_auth, get_auth, require_auth
-from clerkguard.rules import has_permission
 
-from .harness import (
-    PERMISSION,
-    Result,
-    async_allow_user,
-    is_request_of,
-    raising_authorize,
-    truthy_authorize,
-)
+from .harness import Result
+
+#: Where the example app lives (``examples`` is not a package).
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flask_app.py"
 
 
-def build_app(auth: ClerkAuth) -> flask.Flask:
-    """A Flask app serving every route of the harness contract."""
-    app = flask.Flask(__name__)
-    ClerkGuard(app, auth=auth)
+def load_example() -> ModuleType:
+    """Import ``examples/flask_app.py``, whose ``create_app(auth)`` serves the table's routes.
 
-    def me() -> dict[str, Any]:
-        return {"user_id": current_auth.user_id}
+    Its module-level ``app`` configures itself from ``CLERK_*``: a placeholder key
+    source lets that import succeed (that app is never served nor asked to verify).
+    """
+    spec = importlib.util.spec_from_file_location("_clerkguard_example_flask", EXAMPLE)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # Flask resolves the app's root path through it
+    placeholder = {
+        "CLERK_JWKS_URI": "http://127.0.0.1:9/jwks.json",
+        "CLERK_ISSUER": "https://placeholder.invalid",
+    }
+    with mock.patch.dict(os.environ, placeholder):
+        spec.loader.exec_module(module)
+    return module
 
-    @app.get("/protected")
-    @require_auth
-    def protected() -> dict[str, Any]:
-        return {"user_id": current_auth.user_id, "org_role": current_auth.org_role}
 
-    for path, options in {
-        "/admin": {"role": "admin"},
-        "/perm": {"authorize": has_permission(PERMISSION)},
-        "/async-authorize": {"authorize": async_allow_user},
-        "/authorize-raises": {"authorize": raising_authorize},
-        "/truthy": {"authorize": truthy_authorize},
-        "/request-arg": {"authorize": is_request_of(flask.Request)},
-    }.items():
-        app.add_url_rule(path, path, require_auth(**options)(me))
-
-    @app.get("/optional")
-    @require_auth(optional=True)
-    def optional() -> dict[str, Any]:
-        session = get_auth()
-        return {"user_id": session.user_id if session else None}
-
-    @app.route("/preflight", methods=["GET", "OPTIONS"])
-    @require_auth
-    def preflight() -> Any:
-        if flask.request.method == "OPTIONS":
-            return "", 204
-        return me()
-
-    @app.get("/sync")
-    @require_auth
-    def sync_view() -> dict[str, Any]:
-        return {"user_id": current_auth.user_id, "kind": "sync"}
-
-    @app.get("/async")
-    @require_auth
-    async def async_view() -> dict[str, Any]:
-        return {"user_id": current_auth.user_id, "kind": "async"}
-
-    return app
+example = load_example()
 
 
 class FlaskHarness:
@@ -100,4 +73,4 @@ class FlaskHarness:
 
 def make_harness(auth: ClerkAuth) -> FlaskHarness:
     """The Flask harness on ``auth``."""
-    return FlaskHarness(build_app(auth))
+    return FlaskHarness(example.create_app(auth))
