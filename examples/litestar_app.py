@@ -11,7 +11,10 @@ for a local issuer and mints tokens. The OpenAPI document at
 operation.
 
 These are the routes of clerkguard's shared adapter test table, so every
-framework example answers the same requests the same way.
+framework example answers the same requests the same way: the table's tests
+build their app with :func:`create_app` on a test issuer's ``ClerkAuth``.
+``app`` is built on first access, so importing this module for
+:func:`create_app` needs no ``CLERK_*`` configuration.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from litestar import Controller, Litestar, Request, Response, get, route
 from litestar.di import NamedDependency
 from litestar.openapi import OpenAPIConfig
 
-from clerkguard import Session
+from clerkguard import ClerkAuth, Session
 from clerkguard.litestar import ClerkPlugin, require_auth, requires_auth
 from clerkguard.rules import has_permission
 
@@ -49,9 +52,9 @@ def truthy_rule(session: Session, request: AnyRequest) -> Any:
     return 1
 
 
-def got_litestar_request(session: Session, request: object) -> bool:
+def got_litestar_request(session: Session, request: object, /) -> bool:
     """``authorize`` is called as ``authorize(session, request)`` with Litestar's Request."""
-    return isinstance(request, Request)
+    return isinstance(session, Session) and isinstance(request, Request)
 
 
 def user(request: AnyRequest) -> dict[str, Any]:
@@ -168,23 +171,33 @@ def health() -> dict[str, Any]:
     return {"ok": True}
 
 
-app = Litestar(
-    route_handlers=[
-        protected,
-        admin,
-        perm,
-        async_authorize,
-        authorize_raises,
-        truthy,
-        request_arg,
-        optional,
-        preflight,
-        sync_handler,
-        async_handler,
-        me,
-        ReportsController,
-        health,
-    ],
-    plugins=[ClerkPlugin()],  # ClerkAuth() from the CLERK_* environment variables
-    openapi_config=OpenAPIConfig(title="clerkguard Litestar example", version="1.0.0"),
-)
+def create_app(auth: ClerkAuth | None = None) -> Litestar:
+    """The example app; ``auth=None`` configures ``ClerkAuth()`` from the ``CLERK_*`` environment."""
+    return Litestar(
+        route_handlers=[
+            protected,
+            admin,
+            perm,
+            async_authorize,
+            authorize_raises,
+            truthy,
+            request_arg,
+            optional,
+            preflight,
+            sync_handler,
+            async_handler,
+            me,
+            ReportsController,
+            health,
+        ],
+        plugins=[ClerkPlugin(auth)],
+        openapi_config=OpenAPIConfig(title="clerkguard Litestar example", version="1.0.0"),
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """``app``, built from the environment on first access (``uvicorn examples.litestar_app:app``)."""
+    if name == "app":
+        built = globals()["app"] = create_app()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,10 @@ Try it without Clerk: ``clerkguard dev-issuer`` prints ``CLERK_*`` variables
 for a local issuer and mints tokens.
 
 These are the routes of clerkguard's shared adapter test table, so every
-framework example answers the same requests the same way.
+framework example answers the same requests the same way: the table's tests
+build their app with :func:`create_app` on a test issuer's ``ClerkAuth``.
+``app`` is built on first access, so importing this module for
+:func:`create_app` needs no ``CLERK_*`` configuration.
 """
 
 from __future__ import annotations
@@ -22,20 +25,15 @@ from sanic import Blueprint, Request, Sanic
 from sanic.response import HTTPResponse, empty, json
 from sanic.views import HTTPMethodView
 
-from clerkguard import Session
+from clerkguard import ClerkAuth, Session
 from clerkguard.rules import has_permission
 from clerkguard.sanic import ClerkGuard, require_auth
 
 #: The only user ``/async-authorize`` lets through.
 ALLOWED_USER = "user_allowed"
 
-app = Sanic("clerkguard_example")
-# Sanic's server refuses a header block over 8 KiB with a plain-text 413 before
-# any handler runs. Clerk tokens stay under 4 KB; with room up to clerkguard's
-# own 8 KiB token limit, an oversized token gets the guard's JSON 401
-# (token-too-large), exactly as in every other framework.
-app.config.REQUEST_MAX_HEADER_SIZE = 16384
-ClerkGuard(app)  # ClerkAuth() from the app's CLERK_* config, then the environment
+#: The routes, on a blueprint so that :func:`create_app` can build many apps.
+api = Blueprint("api")
 
 
 async def allow_one_user(session: Session, request: Request) -> bool:
@@ -54,9 +52,9 @@ def truthy_rule(session: Session, request: Request) -> Any:
     return 1
 
 
-def got_sanic_request(session: Session, request: object) -> bool:
+def got_sanic_request(session: Session, request: object, /) -> bool:
     """``authorize`` is called as ``authorize(session, request)`` with Sanic's Request."""
-    return isinstance(request, Request)
+    return isinstance(session, Session) and isinstance(request, Request)
 
 
 def user(request: Request) -> HTTPResponse:
@@ -64,7 +62,7 @@ def user(request: Request) -> HTTPResponse:
     return json({"user_id": request.ctx.auth.user_id})
 
 
-@app.get("/protected")
+@api.get("/protected")
 @require_auth
 async def protected(request: Request) -> HTTPResponse:
     """Any signed-in user."""
@@ -72,49 +70,49 @@ async def protected(request: Request) -> HTTPResponse:
     return json({"user_id": session.user_id, "org_role": session.org_role})
 
 
-@app.get("/admin")
+@api.get("/admin")
 @require_auth(role="admin")
 async def admin(request: Request) -> HTTPResponse:
     """Organization admins only."""
     return user(request)
 
 
-@app.get("/perm")
+@api.get("/perm")
 @require_auth(authorize=has_permission("org:reports:read"))
 async def perm(request: Request) -> HTTPResponse:
     """Members whose organization grants ``org:reports:read``."""
     return user(request)
 
 
-@app.get("/async-authorize")
+@api.get("/async-authorize")
 @require_auth(authorize=allow_one_user)
 async def async_authorize(request: Request) -> HTTPResponse:
     """An async authorization callback."""
     return user(request)
 
 
-@app.get("/authorize-raises")
+@api.get("/authorize-raises")
 @require_auth(authorize=crashing_rule)
 async def authorize_raises(request: Request) -> HTTPResponse:
     """Never reached: the rule raises."""
     return user(request)
 
 
-@app.get("/truthy")
+@api.get("/truthy")
 @require_auth(authorize=truthy_rule)
 async def truthy(request: Request) -> HTTPResponse:
     """Never reached: ``1`` is not ``True``."""
     return user(request)
 
 
-@app.get("/request-arg")
+@api.get("/request-arg")
 @require_auth(authorize=got_sanic_request)
 async def request_arg(request: Request) -> HTTPResponse:
     """Allowed when the callback received Sanic's own request object."""
     return user(request)
 
 
-@app.get("/optional")
+@api.get("/optional")
 @require_auth(optional=True)
 async def optional(request: Request) -> HTTPResponse:
     """Anonymous or signed in (a token that is sent must still be valid)."""
@@ -122,7 +120,7 @@ async def optional(request: Request) -> HTTPResponse:
     return json({"user_id": session.user_id if session is not None else None})
 
 
-@app.route("/preflight", methods=["GET", "OPTIONS"])
+@api.route("/preflight", methods=["GET", "OPTIONS"])
 @require_auth
 async def preflight(request: Request) -> HTTPResponse:
     """``OPTIONS`` (CORS preflight) reaches the handler without authentication."""
@@ -131,14 +129,14 @@ async def preflight(request: Request) -> HTTPResponse:
     return user(request)
 
 
-@app.get("/sync")
+@api.get("/sync")
 @require_auth
 def sync_handler(request: Request) -> HTTPResponse:
     """A sync handler works too."""
     return json({"user_id": request.ctx.auth.user_id, "kind": "sync"})
 
 
-@app.get("/async")
+@api.get("/async")
 @require_auth
 async def async_handler(request: Request) -> HTTPResponse:
     """An async handler."""
@@ -178,12 +176,34 @@ async def account_home(request: Request) -> HTTPResponse:
     return user(request)
 
 
-@app.get("/health")
+@api.get("/health")
 async def health(request: Request) -> HTTPResponse:
     """Unprotected."""
     return json({"ok": True})
 
 
-app.add_route(ReportsView.as_view(), "/reports")
-app.add_route(ProfileView.as_view(), "/profile")
-app.blueprint(account)
+api.add_route(ReportsView.as_view(), "/reports")
+api.add_route(ProfileView.as_view(), "/profile")
+
+
+def create_app(auth: ClerkAuth | None = None, name: str = "clerkguard_example") -> Sanic[Any, Any]:
+    """The example app; ``auth=None`` builds ``ClerkAuth()`` from the app's ``CLERK_*``
+    config, then the environment. Sanic app names are unique per process."""
+    app: Sanic[Any, Any] = Sanic(name)
+    # Sanic's server refuses a header block over 8 KiB with a plain-text 413 before
+    # any handler runs. Clerk tokens stay under 4 KB; with room up to clerkguard's
+    # own 8 KiB token limit, an oversized token gets the guard's JSON 401
+    # (token-too-large), exactly as in every other framework.
+    app.config.REQUEST_MAX_HEADER_SIZE = 16384
+    ClerkGuard(app, auth=auth)
+    app.blueprint(api)
+    app.blueprint(account)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    """``app``, built on first access (``sanic examples.sanic_app:app``)."""
+    if name == "app":
+        built = globals()["app"] = create_app()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

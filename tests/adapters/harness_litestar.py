@@ -1,119 +1,39 @@
-"""The shared-table app for Litestar: decorator below ``@get``, ClerkPlugin, TestClient."""
+"""The shared table on Litestar: ``examples/litestar_app.py``'s app behind ``TestClient``."""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
 
-from litestar import Litestar, Request, Response, get, route
+from litestar import Litestar
 from litestar.testing import TestClient
 
 from clerkguard import ClerkAuth
-from clerkguard.litestar import ClerkPlugin, require_auth
-from clerkguard.rules import has_permission
 
-from .harness import (
-    PERMISSION,
-    Result,
-    async_allow_user,
-    is_request_of,
-    raising_authorize,
-    truthy_authorize,
-)
+from .harness import Result
 
-AnyRequest = Request[Any, Any, Any]
+#: Where the example app lives (``examples`` is not a package).
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "litestar_app.py"
 
 
-def user_of(request: AnyRequest) -> dict[str, Any]:
-    return {"user_id": request.auth.user_id}
-
-
-@get("/protected")
-@require_auth
-async def protected(request: AnyRequest) -> dict[str, Any]:
-    return {"user_id": request.auth.user_id, "org_role": request.auth.org_role}
-
-
-@get("/admin")
-@require_auth(role="admin")
-async def admin(request: AnyRequest) -> dict[str, Any]:
-    return user_of(request)
-
-
-@get("/perm")
-@require_auth(authorize=has_permission(PERMISSION))
-async def perm(request: AnyRequest) -> dict[str, Any]:
-    return user_of(request)
-
-
-@get("/async-authorize")
-@require_auth(authorize=async_allow_user)
-async def async_authorize(request: AnyRequest) -> dict[str, Any]:
-    return user_of(request)
-
-
-@get("/authorize-raises")
-@require_auth(authorize=raising_authorize)
-async def authorize_raises(request: AnyRequest) -> dict[str, Any]:
-    return user_of(request)
-
-
-@get("/truthy")
-@require_auth(authorize=truthy_authorize)
-async def truthy(request: AnyRequest) -> dict[str, Any]:
-    return user_of(request)
-
-
-@get("/request-arg")
-@require_auth(authorize=is_request_of(Request))
-async def request_arg(request: AnyRequest) -> dict[str, Any]:
-    return user_of(request)
-
-
-@get("/optional")
-@require_auth(optional=True)
-async def optional(request: AnyRequest) -> dict[str, Any]:
-    session = request.auth
-    return {"user_id": session.user_id if session is not None else None}
-
-
-@route("/preflight", http_method=["GET", "OPTIONS"])
-@require_auth
-async def preflight(request: AnyRequest) -> Response[Any]:
-    if request.method == "OPTIONS":
-        return Response(content=None, status_code=204)
-    return Response(content=user_of(request))
-
-
-@get("/sync", sync_to_thread=True)
-@require_auth
-def sync_handler(request: AnyRequest) -> dict[str, Any]:
-    return {"user_id": request.auth.user_id, "kind": "sync"}
-
-
-@get("/async")
-@require_auth
-async def async_handler(request: AnyRequest) -> dict[str, Any]:
-    return {"user_id": request.auth.user_id, "kind": "async"}
-
-
-HANDLERS = [
-    protected,
-    admin,
-    perm,
-    async_authorize,
-    authorize_raises,
-    truthy,
-    request_arg,
-    optional,
-    preflight,
-    sync_handler,
-    async_handler,
-]
+def load_example() -> ModuleType:
+    """Import ``examples/litestar_app.py`` once; its ``create_app(auth)`` serves the table's routes."""
+    name = "_clerkguard_example_litestar"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, EXAMPLE)
+        assert spec is not None
+        assert spec.loader is not None
+        sys.modules[name] = importlib.util.module_from_spec(spec)  # Litestar resolves hints through it
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
 
 
 def build_app(auth: ClerkAuth) -> Litestar:
-    """The table's routes on a Litestar app configured through :class:`ClerkPlugin`."""
-    return Litestar(route_handlers=HANDLERS, plugins=[ClerkPlugin(auth)], openapi_config=None)
+    """The example's app (the table's routes and its own) on ``auth``."""
+    app: Litestar = load_example().create_app(auth)
+    return app
 
 
 def cookie_header(cookies: dict[str, str] | None) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The shared-table app for Sanic: ``@require_auth`` below the route, ClerkGuard, ASGI client.
+"""The shared table on Sanic: ``examples/sanic_app.py``'s app behind Sanic's ASGI client.
 
 Sanic's ASGI test client runs the server listeners around every request, so
 this harness also proves that repeating them neither breaks verification nor
@@ -8,98 +8,43 @@ refetches keys.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import itertools
 import json as jsonlib
+import sys
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from sanic import Request, Sanic
-from sanic.response import HTTPResponse, empty, json
+from sanic import Sanic
 from sanic_testing.testing import SanicASGITestClient
 
 from clerkguard import ClerkAuth
-from clerkguard.rules import has_permission
-from clerkguard.sanic import ClerkGuard, require_auth
 
-from .harness import (
-    PERMISSION,
-    Result,
-    async_allow_user,
-    is_request_of,
-    raising_authorize,
-    truthy_authorize,
-)
+from .harness import Result
+
+#: Where the example app lives (``examples`` is not a package).
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sanic_app.py"
 
 _names = itertools.count()
 
 
-def user_of(request: Request) -> HTTPResponse:
-    return json({"user_id": request.ctx.auth.user_id})
+def load_example() -> ModuleType:
+    """Import ``examples/sanic_app.py`` once; its ``create_app(auth)`` serves the table's routes."""
+    name = "_clerkguard_example_sanic"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, EXAMPLE)
+        assert spec is not None
+        assert spec.loader is not None
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
 
 
 def build_app(auth: ClerkAuth, name: str | None = None) -> Sanic[Any, Any]:
-    """The table's routes on a fresh Sanic app (Sanic app names are process-unique)."""
+    """The example's app on ``auth``, under a fresh name (Sanic app names are process-unique)."""
     Sanic.test_mode = True  # allows many apps per process
-    app: Sanic[Any, Any] = Sanic(name or f"clerkguard_table_{next(_names)}")
-    ClerkGuard(app, auth=auth)
-
-    @app.get("/protected")
-    @require_auth
-    async def protected(request: Request) -> HTTPResponse:
-        return json({"user_id": request.ctx.auth.user_id, "org_role": request.ctx.auth.org_role})
-
-    @app.get("/admin")
-    @require_auth(role="admin")
-    async def admin(request: Request) -> HTTPResponse:
-        return user_of(request)
-
-    @app.get("/perm")
-    @require_auth(authorize=has_permission(PERMISSION))
-    async def perm(request: Request) -> HTTPResponse:
-        return user_of(request)
-
-    @app.get("/async-authorize")
-    @require_auth(authorize=async_allow_user)
-    async def async_authorize(request: Request) -> HTTPResponse:
-        return user_of(request)
-
-    @app.get("/authorize-raises")
-    @require_auth(authorize=raising_authorize)
-    async def authorize_raises(request: Request) -> HTTPResponse:
-        return user_of(request)
-
-    @app.get("/truthy")
-    @require_auth(authorize=truthy_authorize)
-    async def truthy(request: Request) -> HTTPResponse:
-        return user_of(request)
-
-    @app.get("/request-arg")
-    @require_auth(authorize=is_request_of(Request))
-    async def request_arg(request: Request) -> HTTPResponse:
-        return user_of(request)
-
-    @app.get("/optional")
-    @require_auth(optional=True)
-    async def optional(request: Request) -> HTTPResponse:
-        session = request.ctx.auth
-        return json({"user_id": session.user_id if session is not None else None})
-
-    @app.route("/preflight", methods=["GET", "OPTIONS"])
-    @require_auth
-    async def preflight(request: Request) -> HTTPResponse:
-        if request.method == "OPTIONS":
-            return empty(status=204)
-        return user_of(request)
-
-    @app.get("/sync")
-    @require_auth
-    def sync_handler(request: Request) -> HTTPResponse:
-        return json({"user_id": request.ctx.auth.user_id, "kind": "sync"})
-
-    @app.get("/async")
-    @require_auth
-    async def async_handler(request: Request) -> HTTPResponse:
-        return json({"user_id": request.ctx.auth.user_id, "kind": "async"})
-
+    app: Sanic[Any, Any] = load_example().create_app(auth, name or f"clerkguard_table_{next(_names)}")
     return app
 
 
