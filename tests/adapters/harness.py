@@ -35,8 +35,14 @@ the guard's own: ``application/json`` ``{"error": ..., "reason": ...}``.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
+from unittest import mock
 
 from clerkguard import Session
 
@@ -111,3 +117,31 @@ def is_request_of(request_type: type) -> Any:
         )
 
     return authorize
+
+
+#: The example apps (``examples`` is not a package); their ``create_app(auth)`` serves the table's routes.
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def load_example(stem: str) -> ModuleType:
+    """Import ``examples/<stem>.py`` once (registered in ``sys.modules``).
+
+    Frameworks resolve the app's root path or type hints through the module,
+    hence the registration. An example whose module-level ``app`` configures
+    itself from ``CLERK_*`` at import gets a placeholder key source for that
+    import: that app is never served nor asked to verify.
+    """
+    name = f"_clerkguard_example_{stem}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{stem}.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        placeholder = {
+            "CLERK_JWKS_URI": "http://127.0.0.1:9/jwks.json",
+            "CLERK_ISSUER": "https://placeholder.invalid",
+        }
+        with mock.patch.dict(os.environ, placeholder):
+            spec.loader.exec_module(module)
+    return sys.modules[name]

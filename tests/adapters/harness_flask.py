@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
-from pathlib import Path
 from types import ModuleType
-from unittest import mock
 
 import flask
 
 from clerkguard import ClerkAuth
 
+from . import harness
 from .harness import Result
-
-#: Where the example app lives (``examples`` is not a package).
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flask_app.py"
 
 
 def load_example() -> ModuleType:
-    """Import ``examples/flask_app.py``, whose ``create_app(auth)`` serves the table's routes.
-
-    Its module-level ``app`` configures itself from ``CLERK_*``: a placeholder key
-    source lets that import succeed (that app is never served nor asked to verify).
-    """
-    spec = importlib.util.spec_from_file_location("_clerkguard_example_flask", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # Flask resolves the app's root path through it
-    placeholder = {
-        "CLERK_JWKS_URI": "http://127.0.0.1:9/jwks.json",
-        "CLERK_ISSUER": "https://placeholder.invalid",
-    }
-    with mock.patch.dict(os.environ, placeholder):
-        spec.loader.exec_module(module)
-    return module
+    """``examples/flask_app.py``, whose ``create_app(auth)`` serves the table's routes."""
+    return harness.load_example("flask_app")
 
 
 example = load_example()

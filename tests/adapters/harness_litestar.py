@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 from litestar import Litestar
@@ -12,22 +9,13 @@ from litestar.testing import TestClient
 
 from clerkguard import ClerkAuth
 
+from . import harness
 from .harness import Result
-
-#: Where the example app lives (``examples`` is not a package).
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "litestar_app.py"
 
 
 def load_example() -> ModuleType:
-    """Import ``examples/litestar_app.py`` once; its ``create_app(auth)`` serves the table's routes."""
-    name = "_clerkguard_example_litestar"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, EXAMPLE)
-        assert spec is not None
-        assert spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)  # Litestar resolves hints through it
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
+    """``examples/litestar_app.py``, whose ``create_app(auth)`` serves the table's routes."""
+    return harness.load_example("litestar_app")
 
 
 def build_app(auth: ClerkAuth) -> Litestar:

@@ -7,41 +7,19 @@ the async key refresher starts) once and its shutdown in :meth:`close`.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import os
-import sys
-from pathlib import Path
 from types import ModuleType
-from unittest import mock
 
 import quart
 
 from clerkguard import ClerkAuth
 
+from . import harness
 from .harness import Result
-
-#: Where the example app lives (``examples`` is not a package).
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "quart_app.py"
 
 
 def load_example() -> ModuleType:
-    """Import ``examples/quart_app.py``, whose ``create_app(auth)`` serves the table's routes.
-
-    Its module-level ``app`` configures itself from ``CLERK_*``: a placeholder key
-    source lets that import succeed (that app is never served nor asked to verify).
-    """
-    spec = importlib.util.spec_from_file_location("_clerkguard_example_quart", EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # Quart resolves the app's root path through it
-    placeholder = {
-        "CLERK_JWKS_URI": "http://127.0.0.1:9/jwks.json",
-        "CLERK_ISSUER": "https://placeholder.invalid",
-    }
-    with mock.patch.dict(os.environ, placeholder):
-        spec.loader.exec_module(module)
-    return module
+    """``examples/quart_app.py``, whose ``create_app(auth)`` serves the table's routes."""
+    return harness.load_example("quart_app")
 
 
 example = load_example()

@@ -8,11 +8,8 @@ refetches keys.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import itertools
 import json as jsonlib
-import sys
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -21,24 +18,15 @@ from sanic_testing.testing import SanicASGITestClient
 
 from clerkguard import ClerkAuth
 
+from . import harness
 from .harness import Result
-
-#: Where the example app lives (``examples`` is not a package).
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sanic_app.py"
 
 _names = itertools.count()
 
 
 def load_example() -> ModuleType:
-    """Import ``examples/sanic_app.py`` once; its ``create_app(auth)`` serves the table's routes."""
-    name = "_clerkguard_example_sanic"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, EXAMPLE)
-        assert spec is not None
-        assert spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
+    """``examples/sanic_app.py``, whose ``create_app(auth)`` serves the table's routes."""
+    return harness.load_example("sanic_app")
 
 
 def build_app(auth: ClerkAuth, name: str | None = None) -> Sanic[Any, Any]:
