@@ -265,6 +265,20 @@ class Keyring:
         self._hot: tuple[float, dict[str, Decision]] | None = None
 
     # -- public-ish ------------------------------------------------------------
+    def usable_until(self) -> float:
+        """Monotonic time after which the current keys may no longer be used.
+
+        ``fetched_at + jwks_ttl + jwks_max_stale``; infinite for a static key,
+        minus infinity before the first fetch. Read without the lock: a torn
+        read can only be a moment stale, and callers recheck through the lock.
+        """
+        if self.static_key is not None:
+            return float("inf")
+        fetched_at = self._state.fetched_at
+        if fetched_at is None:
+            return float("-inf")
+        return fetched_at + self.policy.ttl + self.policy.max_stale
+
     @property
     def generation(self) -> int:
         """Current key generation (static keys: always 0)."""

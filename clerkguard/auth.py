@@ -172,7 +172,7 @@ class ClerkAuth:
         )
         self._headers_cache = HeaderCache()
         # token -> (session, exp, earliest valid instant: max(iat, nbf), key generation)
-        self._cache: dict[str, tuple[Session, float, float, int]] = {}
+        self._cache: dict[str, tuple[Session, float, float, int, float]] = {}
         self._cache_size = token_cache_size
         self.keyring = Keyring(
             url=resolved_uri,
@@ -188,13 +188,15 @@ class ClerkAuth:
         entry = self._cache.get(token)
         if entry is None:
             return None
-        session, exp, active_from, generation = entry
+        session, exp, active_from, generation, keys_until = entry
         now = self.clock()
         # exp, and nbf/iat too: a clock stepped back must not revive a token early.
+        # The keys that verified it must still be usable (jwks_max_stale).
         if (
             generation != self.keyring.generation
             or exp <= now - self.clock_skew
             or active_from > now + self.clock_skew
+            or time.monotonic() > keys_until
         ):
             self._cache.pop(token, None)
             return None
@@ -211,7 +213,8 @@ class ClerkAuth:
                 cache.clear()
         # nbf is a number when present (checked before).
         active_from = session.issued_at if nbf is None else max(session.issued_at, nbf)
-        cache[token] = (session, float(session.expires_at), float(active_from), generation)
+        keys_until = self.keyring.usable_until()
+        cache[token] = (session, float(session.expires_at), float(active_from), generation, keys_until)
 
     def _key_rejected(
         self, decision: Decision, retry_of_bad_signature: bool
