@@ -150,11 +150,6 @@ def _check_callable(rules: tuple[Any, ...]) -> None:
             raise TypeError(f"rules must be callables rule(session, request), got {type(rule).__name__}")
 
 
-def is_inline(rule: object) -> bool:
-    """True for clerkguard's own rules (pure, cheap; safe to call on an event loop)."""
-    return isinstance(rule, _Rule)
-
-
 def rules_from(
     *,
     role: str | None = None,
