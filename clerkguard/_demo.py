@@ -122,6 +122,8 @@ def build_cases(issuer: Any) -> list[Case]:
     """The demo's requests, with tokens freshly minted by ``issuer`` (a LocalIssuer)."""
     from joserfc.jwk import RSAKey
 
+    from .testing import session_cookies
+
     def bearer(token: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"}
 
@@ -137,7 +139,7 @@ def build_cases(issuer: Any) -> list[Case]:
     return [
         Case("no token", "/protected", 401, "token-missing"),
         Case("good token", "/protected", 200, headers=bearer(good)),
-        Case("session cookie", "/protected", 200, cookies={"__session": good}),
+        Case("session cookie", "/protected", 200, cookies=session_cookies(good)),
         Case("expired", "/protected", 401, "token-expired", headers=bearer(expired)),
         Case("forged signature", "/protected", 401, "token-invalid-signature", headers=bearer(forged)),
         Case("wrong azp", "/protected", 401, "token-invalid-authorized-party", headers=bearer(wrong_azp)),
@@ -196,7 +198,7 @@ def run_in_process() -> int:
     from .adapters import Adapter, Guard, GuardOptions
     from .errors import AuthError
     from .rules import has_permission, has_role
-    from .testing import LocalIssuer
+    from .testing import LocalIssuer, cookie_header
 
     class DictAdapter(Adapter[dict[str, Any]]):
         """A request is a dict of lower-case headers and cookies."""
@@ -205,9 +207,11 @@ def run_in_process() -> int:
             value: str | None = request["headers"].get(name.lower())
             return value
 
-        def cookie(self, request: dict[str, Any], name: str) -> str | None:
-            value: str | None = request["cookies"].get(name)
-            return value
+        def header_values(self, request: dict[str, Any], name: str) -> tuple[str, ...]:
+            if name == "cookie":
+                return (cookie_header(request["cookies"]),) if request["cookies"] else ()
+            value = self.header(request, name)
+            return () if value is None else (value,)
 
         def method(self, request: dict[str, Any]) -> str:
             return "GET"

@@ -10,7 +10,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from werkzeug import exceptions as http
 
@@ -55,6 +55,24 @@ class AuthHTTPExceptionBase(http.HTTPException):
             headers=self.error.headers(),
             mimetype="application/json",
         )
+
+
+class _Response(Protocol):
+    status_code: int
+
+
+ResponseT = TypeVar("ResponseT", bound=_Response)
+
+
+def no_content(response: ResponseT) -> ResponseT:
+    """The framework's default ``OPTIONS`` response made a ``204`` (as Litestar and Sanic answer)."""
+    response.status_code = 204
+    return response
+
+
+def automatic_options(request: Any) -> bool:
+    """Whether the framework answers this ``OPTIONS`` itself (the rule doesn't declare it)."""
+    return bool(getattr(getattr(request, "url_rule", None), "provide_automatic_options", False))
 
 
 class _PalletsApp(Protocol):

@@ -1,11 +1,11 @@
 """The public adapter API: everything a framework integration needs.
 
 One code path decides for every framework. An integration supplies a small
-:class:`Adapter` (named hooks: read a header, read a cookie, the method, where
-the request is, store the session, turn an :class:`~clerkguard.AuthError` into
-the framework's answer) and gets a ready ``require_auth`` from
-:func:`build_require_auth`. clerkguard's own Flask, Quart, Litestar and
-Sanic modules are written on exactly this API.
+:class:`Adapter` (named hooks: read a header, the method, where the request
+is, store the session, turn an :class:`~clerkguard.AuthError` into the
+framework's answer, the framework's default ``OPTIONS`` answer) and gets a
+ready ``require_auth`` from :func:`build_require_auth`. clerkguard's own
+Flask, Quart, Litestar and Sanic modules are written on exactly this API.
 
 A minimal adapter for a framework we don't ship (the complete, tested version
 is ``examples/bottle_adapter.py``)::
@@ -17,8 +17,6 @@ is ``examples/bottle_adapter.py``)::
     class BottleAdapter(Adapter[bottle.BaseRequest]):
         def header(self, request, name):
             return request.get_header(name)
-        def cookie(self, request, name):
-            return request.cookies.get(name)
         def method(self, request):
             return request.method
         def find_request(self, args, kwargs):
@@ -27,15 +25,25 @@ is ``examples/bottle_adapter.py``)::
             request.environ["clerkguard.session"] = session
         def reject(self, request, error):
             return bottle.HTTPResponse(json.dumps(error.to_dict()), error.status, error.headers())
+        def options_response(self, request):
+            return bottle.HTTPResponse(status=204, Allow="GET, HEAD, OPTIONS")
 
     require_auth = build_require_auth(BottleAdapter(auth=ClerkAuth()))
 
-What a guard decides (design section 7): ``OPTIONS`` passes untouched; the
-token comes from a ``Bearer`` ``Authorization`` header, else Clerk's session
-cookie; a Bearer header wins even when invalid, any other scheme is ignored;
-then the token is verified, the shorthand rules and ``authorize(session,
-request)`` must each return exactly ``True`` (anything else, including an
-exception, is a 403).
+What a guard decides (design section 7), the same for every framework:
+
+* ``OPTIONS`` is answered by the framework's default response
+  (:meth:`Adapter.options_response`); the handler never runs for it.
+* The token comes from a ``Bearer`` ``Authorization`` header, else Clerk's
+  session cookie (the raw ``Cookie`` header is parsed here, once); a Bearer
+  header wins even when invalid, any other scheme is ignored; two
+  Authorization credentials or two different session cookies are a 401.
+* A cookie token also needs Clerk's ``__client_uat`` cookie (present,
+  non-zero, not newer than the token's ``iat``), and on unsafe methods and
+  websocket handshakes a same-origin or trusted ``Origin`` (403 otherwise).
+* Then the token is verified, and the shorthand rules and ``authorize(session,
+  request)`` must each return exactly ``True`` (anything else, including an
+  exception, is a 403).
 """
 
 from __future__ import annotations
@@ -44,14 +52,18 @@ import base64
 import functools
 import hashlib
 import inspect
+import json
 import logging
 import os
+import re
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, overload
+from urllib.parse import urlsplit
 
 from asgiref.sync import async_to_sync
+from typing_extensions import TypedDict, Unpack
 
 from .auth import Authorize, ClerkAuth
 from .config import ENV_VARS, PublishableKey
@@ -60,18 +72,28 @@ from .rules import Rule, all_of, rules_from
 from .session import Reverification, Session
 
 __all__ = [
+    "CLIENT_UAT_COOKIE",
+    "SAFE_METHODS",
+    "SESSION_COOKIE",
     "Adapter",
     "Guard",
+    "GuardKwargs",
     "GuardOptions",
+    "Preflight",
     "RequireAuth",
-    "SESSION_COOKIE",
     "TokenSource",
     "auth_from_config",
     "build_require_auth",
+    "client_uat_names_for",
     "cookie_names_for",
     "guard_of",
+    "log_refusal",
+    "origin_matches_host",
+    "parse_cookies",
     "token_from_authorization",
+    "token_from_authorization_values",
     "unguarded_views",
+    "wrapped_chain",
 ]
 
 logger = logging.getLogger("clerkguard.guard")
@@ -82,6 +104,8 @@ TokenSource = Literal["header", "cookie"]
 
 #: Clerk's session cookie (set by Clerk's frontend SDKs on the app's domain).
 SESSION_COOKIE = "__session"
+#: Clerk's client "updated at" cookie (``SameSite=Strict``, Unix seconds; 0 = signed out).
+CLIENT_UAT_COOKIE = "__client_uat"
 
 #: Handlers a guard has wrapped, by identity (weak: never keeps a function alive).
 #: Lets :func:`unguarded_views` spot a guard applied *above* a route decorator.
@@ -89,13 +113,18 @@ _WRAPPED: weakref.WeakKeyDictionary[Any, None] = weakref.WeakKeyDictionary()
 
 
 @functools.lru_cache(maxsize=64)
-def _cookie_names(pk: PublishableKey | None) -> tuple[str, ...]:
+def _cookie_suffix(pk: PublishableKey | None) -> str | None:
     if pk is None:
-        return (SESSION_COOKIE,)
+        return None
     # Clerk hashes the key exactly as written (its keys carry no base64
     # padding), so the key is never rebuilt from the parsed host.
     digest = base64.urlsafe_b64encode(hashlib.sha1(pk.key.encode()).digest()).decode()  # noqa: S324 - a name, not security
-    return (f"{SESSION_COOKIE}_{digest[:8]}", SESSION_COOKIE)
+    return digest[:8]
+
+
+def _suffixed(base: str, auth: ClerkAuth | None) -> tuple[str, ...]:
+    suffix = _cookie_suffix(auth.publishable_key if auth is not None else None)
+    return (base,) if suffix is None else (f"{base}_{suffix}", base)
 
 
 def cookie_names_for(auth: ClerkAuth | None) -> tuple[str, ...]:
@@ -104,31 +133,97 @@ def cookie_names_for(auth: ClerkAuth | None) -> tuple[str, ...]:
     Clerk suffixes the cookie with the first 8 characters of the base64url
     SHA-1 of the publishable key, so two apps on one domain don't collide.
     """
-    return _cookie_names(auth.publishable_key if auth is not None else None)
+    return _suffixed(SESSION_COOKIE, auth)
+
+
+def client_uat_names_for(auth: ClerkAuth | None) -> tuple[str, ...]:
+    """Clerk's ``__client_uat`` cookie names, suffixed variant first (as for ``__session``)."""
+    return _suffixed(CLIENT_UAT_COOKIE, auth)
 
 
 def token_from_authorization(value: str | None) -> str | None:
-    """The token of a ``Bearer`` ``Authorization`` header value.
+    """The token of one ``Bearer`` ``Authorization`` header value.
 
     Returns ``None`` when there is no header or it uses another scheme
-    (``Basic ...``): such a header is ignored as if absent. A Bearer header
-    with empty credentials returns ``""`` (present but malformed).
+    (``Basic ...``): such a header is ignored as if absent. The scheme is
+    case-insensitive and may be followed by whitespace of any kind (a tab
+    too) or by nothing: ``"Bearer"`` alone returns ``""`` (present but
+    malformed), and it still wins over a cookie.
     """
     if not value:
         return None
-    scheme, _, credentials = value.strip().partition(" ")
-    if scheme.lower() != "bearer":
+    value = value.lstrip()
+    if value[:6].lower() != "bearer" or (len(value) > 6 and not value[6].isspace()):
         return None
-    return credentials.strip()
+    return value[6:].strip()
+
+
+# A credential starts with an auth-scheme token followed by whitespace or the end
+# (RFC 9110 11.4); the auth-params of one credential (``realm="x"``) don't.
+_CREDENTIAL_START = re.compile(r"\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+(?:\s|$)")
+
+
+def _ambiguous(detail: str) -> NotAuthenticated:
+    return NotAuthenticated("token-ambiguous", detail)
+
+
+def token_from_authorization_values(values: Sequence[str]) -> str | None:
+    """The Bearer token of every ``Authorization`` value a request carried.
+
+    Two credentials are refused (401 ``token-ambiguous``) however they
+    arrived: two header lines, or one line that a server folded
+    (``Bearer A, Bearer B``, as WSGI servers do). Frameworks disagree on
+    which of two headers they'd pick, so no one is picked.
+    """
+    if not values:
+        return None
+    if len(values) == 1 and "," not in values[0]:
+        return token_from_authorization(values[0])
+    credentials = [piece for value in values for piece in value.split(",") if _CREDENTIAL_START.match(piece)]
+    if len(credentials) > 1:
+        raise _ambiguous("the request carries more than one Authorization credential")
+    return token_from_authorization(credentials[0]) if credentials else None
+
+
+def parse_cookies(values: Sequence[str], names: Iterable[str]) -> dict[str, str]:
+    """The values of cookies ``names`` in raw ``Cookie`` header values, parsed once.
+
+    One parser for every framework, so every adapter picks the same cookie.
+    Empty values count as absent; a pair of surrounding double quotes is
+    dropped (RFC 6265 ``cookie-value``). The same name with two different
+    values is refused (401 ``token-ambiguous``): that is cookie tossing from
+    a sibling subdomain, and frameworks disagree on which one wins.
+    """
+    wanted = set(names)
+    found: dict[str, str] = {}
+    for header in values:
+        for pair in header.split(";"):
+            name, sep, value = pair.partition("=")
+            name = name.strip()
+            if not sep or name not in wanted:
+                continue
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            if not value:
+                continue
+            seen = found.setdefault(name, value)
+            if seen != value:
+                raise _ambiguous(f"the request carries two different {name} cookies")
+    return found
 
 
 class Adapter(Generic[RequestT]):
     """Named hooks a framework integration implements; the core drives them.
 
-    Subclass it, implement the six hooks that raise :class:`NotImplementedError`,
-    and pass an instance to :func:`build_require_auth`. Override
-    :meth:`auth_for`, :meth:`call_sync` and :meth:`call_async` when the
-    framework keeps its configuration on the app or runs handlers its own way.
+    Subclass it, implement the six hooks that raise :class:`NotImplementedError`
+    (:meth:`header`, :meth:`method`, :meth:`find_request`, :meth:`store`,
+    :meth:`reject`, :meth:`options_response`), and pass an instance to
+    :func:`build_require_auth`. Override :meth:`header_values` when the
+    framework can tell repeated header lines apart, :meth:`is_websocket` when
+    it routes websockets through the same handlers, and :meth:`auth_for`,
+    :meth:`call_sync` and :meth:`call_async` when it keeps its configuration
+    on the app or runs handlers its own way.
 
     Args:
         auth: The default :class:`ClerkAuth` for guards built on this adapter.
@@ -149,24 +244,56 @@ class Adapter(Generic[RequestT]):
         """Value of request header ``name`` (case-insensitive), or ``None``."""
         raise NotImplementedError
 
+    def header_values(self, request: RequestT, name: str) -> Sequence[str]:
+        """Every value of header ``name`` (lower case), one per header line; ``[]`` when absent.
+
+        The core reads ``authorization``, ``cookie``, ``host``, ``origin``
+        and ``sec-fetch-site`` through this hook and parses them itself, so
+        every framework decides alike (two ``Authorization`` headers are
+        refused, cookies are parsed by one parser). The default wraps
+        :meth:`header`; override it where the framework keeps repeated
+        header lines apart (ASGI's ``scope["headers"]``).
+        """
+        value = self.header(request, name)
+        return () if value is None else (value,)
+
     def cookie(self, request: RequestT, name: str) -> str | None:
-        """Value of cookie ``name``, or ``None``."""
-        raise NotImplementedError
+        """Value of cookie ``name``, or ``None``.
+
+        Not used by the guard any more (it parses the raw ``Cookie`` header
+        itself, see :func:`parse_cookies`); kept for integrations' own use.
+        """
+        values = parse_cookies(self.header_values(request, "cookie"), (name,))
+        return values.get(name)
 
     def method(self, request: RequestT) -> str:
-        """The HTTP method, upper case."""
+        """The HTTP method, upper case (``GET`` for a websocket handshake)."""
         raise NotImplementedError
+
+    def is_websocket(self, request: RequestT) -> bool:
+        """Whether ``request`` is a websocket handshake (origin-checked like an unsafe method)."""
+        return False
 
     def find_request(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RequestT:
         """The request of a handler call (a global, a positional or a keyword)."""
         raise NotImplementedError
 
     def store(self, request: RequestT, session: Session | None) -> None:
-        """Make the verified session (``None`` when optional/OPTIONS) reachable."""
+        """Make the verified session (``None`` for an anonymous ``optional`` request) reachable."""
         raise NotImplementedError
 
     def reject(self, request: RequestT, error: AuthError) -> Any:
         """Return the framework's error response, or raise its exception."""
+        raise NotImplementedError
+
+    def options_response(self, request: RequestT) -> Any:
+        """The framework's default answer to ``OPTIONS`` (``204`` with ``Allow``), or an awaitable of it.
+
+        A guarded handler is never called for ``OPTIONS`` (unless
+        ``allow_options=False``, which authenticates it like any method): the
+        guard answers with this instead, so a CORS preflight still works and
+        CORS middleware still decorates the answer.
+        """
         raise NotImplementedError
 
     def auth_for(self, request: RequestT) -> ClerkAuth:
@@ -201,6 +328,46 @@ class Adapter(Generic[RequestT]):
         return async_to_sync(_await)(awaitable)
 
 
+class GuardKwargs(TypedDict, total=False):
+    """The keyword options of every ``require_auth(...)`` / ``requires_auth(...)``.
+
+    One definition for every framework module: each spells its decorator
+    ``require_auth(**options: Unpack[GuardKwargs])``, so IDEs and
+    ``mypy --strict`` see the real names and types.
+    """
+
+    authorize: Authorize | None
+    """``authorize(session, request)``, sync or async; exactly ``True`` allows."""
+    optional: bool
+    """A request without a token reaches the handler with no session."""
+    auth: ClerkAuth | None
+    """A specific :class:`ClerkAuth` for this guard."""
+    token_sources: Sequence[TokenSource]
+    """Where to look, in order: ``"header"``, ``"cookie"``."""
+    allow_options: bool
+    """Answer ``OPTIONS`` with the framework's default response, without the handler."""
+    cookie_names: Iterable[str] | None
+    """Session cookie names (default: Clerk's ``__session`` and its suffixed variant)."""
+    check_client_uat: bool
+    """Clerk's ``__client_uat`` rule for cookie tokens (default on)."""
+    check_origin: bool
+    """The Origin / ``Sec-Fetch-Site`` check for cookie tokens on unsafe requests (default on)."""
+    trusted_origins: Iterable[str]
+    """Origins allowed to send cookie-authenticated unsafe requests, besides ``authorized_parties``."""
+    role: str | None
+    """Shorthand rule: the active organization role (``"admin"`` = ``"org:admin"``)."""
+    permission: str | None
+    """Shorthand rule: an organization permission (``"org:invoices:read"``)."""
+    feature: str | None
+    """Shorthand rule: a Billing feature."""
+    plan: str | None
+    """Shorthand rule: a Billing plan."""
+    reverification: str | Reverification | None
+    """Shorthand rule: a recent reverification (``"strict"``, ``Reverification(...)``)."""
+    org: str | None
+    """Shorthand rule: the active organization id."""
+
+
 @dataclass(frozen=True)
 class GuardOptions:
     """What one ``require_auth(...)`` asks for."""
@@ -214,25 +381,83 @@ class GuardOptions:
     token_sources: tuple[TokenSource, ...] = ("header", "cookie")
     """Where to look, in order: ``"header"`` (``Authorization: Bearer``), ``"cookie"``."""
     allow_options: bool = True
-    """Let ``OPTIONS`` (CORS preflight) through to the framework unauthenticated."""
+    """Answer ``OPTIONS`` (CORS preflight) with the framework's default
+    response, never calling the handler. ``False``: authenticate ``OPTIONS``
+    like any other method."""
     auth: ClerkAuth | None = None
     """A specific :class:`ClerkAuth` for this guard (apps with several Clerk instances)."""
     cookie_names: tuple[str, ...] | None = None
     """Session cookie names (default: Clerk's ``__session`` and its suffixed variant)."""
     rules: tuple[Rule, ...] = field(default=())
     """Rules that must all hold before ``authorize`` runs (from ``role=``, ``permission=``...)."""
+    check_client_uat: bool = True
+    """A cookie token counts only with Clerk's ``__client_uat`` cookie present,
+    non-zero and not newer than the token's ``iat`` (Clerk's own rule)."""
+    check_origin: bool = True
+    """Cookie tokens on unsafe methods and websocket handshakes need a
+    same-origin or trusted ``Origin`` (or ``Sec-Fetch-Site: same-origin/none``)."""
+    trusted_origins: tuple[str, ...] = ()
+    """Extra origins trusted by the origin check (``authorized_parties`` always are)."""
+
+
+class Preflight(Exception):
+    """Raised by :meth:`Guard.check` / :meth:`Guard.acheck` for an ``OPTIONS`` request.
+
+    The guard lets the framework answer it (:meth:`Adapter.options_response`)
+    and the handler is not called. Deliberately not an :class:`AuthError`: an
+    integration that forgot to handle it fails closed (an error), it never
+    runs the handler without a session.
+    """
+
+
+#: Methods that a cookie may authenticate from another origin (RFC 9110 safe methods).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def _one(values: Sequence[str]) -> str | None:
+    return values[0].strip() if len(values) == 1 else None
+
+
+def _host_port(netloc: str, scheme: str) -> tuple[str, int] | None:
+    try:
+        parts = urlsplit("//" + netloc)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname or parts.username is not None or parts.path:
+        return None
+    return parts.hostname.lower(), port if port is not None else _DEFAULT_PORTS.get(scheme, -1)
+
+
+def origin_matches_host(origin: str, host: str | None) -> bool:
+    """Whether ``origin`` (``scheme://host[:port]``) names the request's own ``Host``.
+
+    The scheme is not compared (behind a TLS-terminating proxy the app
+    cannot know it); default ports are, so ``https://a.com`` matches
+    ``Host: a.com`` and ``a.com:443``.
+    """
+    if not host:
+        return False
+    scheme, sep, netloc = origin.partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in _DEFAULT_PORTS:
+        return False
+    mine = _host_port(netloc, scheme)
+    return mine is not None and mine == _host_port(host.strip(), scheme)
 
 
 class Guard(Generic[RequestT]):
-    """One configured check: token extraction, verification, authorization.
+    """One configured check: token extraction, verification, cookie rules, authorization.
 
     :meth:`check` (sync) and :meth:`acheck` (async) make the same decision;
     they differ only in how a JWKS fetch or an async ``authorize`` is awaited.
-    Both return the session, ``None`` when the request passes without one
-    (``OPTIONS``, or ``optional`` without a token), or raise :class:`AuthError`.
+    Both return the session, ``None`` when an ``optional`` request carries no
+    token, raise :class:`Preflight` for an ``OPTIONS`` request the framework
+    should answer itself, or raise :class:`AuthError`.
     """
 
-    __slots__ = ("_cookies_first", "_rule", "_sources", "adapter", "options")
+    __slots__ = ("_rule", "_sources", "adapter", "options")
 
     def __init__(self, adapter: Adapter[RequestT], options: GuardOptions) -> None:
         self.adapter = adapter
@@ -246,6 +471,9 @@ class Guard(Generic[RequestT]):
             raise ConfigurationError("authorize must be callable as authorize(session, request)")
         if options.cookie_names is not None and not all(options.cookie_names):
             raise ConfigurationError("cookie_names must be a sequence of non-empty names")
+        for origin in options.trusted_origins:
+            if not isinstance(origin, str) or "://" not in origin:
+                raise ConfigurationError("trusted_origins must be origins such as 'https://app.example.com'")
         self._sources = options.token_sources
         rules = options.rules
         self._rule: Rule | None = (rules[0] if len(rules) == 1 else all_of(*rules)) if rules else None
@@ -255,38 +483,111 @@ class Guard(Generic[RequestT]):
         """The ClerkAuth this guard uses for ``request``."""
         return self.options.auth or self.adapter.auth_for(request)
 
-    def token(self, request: RequestT, auth: ClerkAuth) -> str | None:
-        """The token of ``request``: a Bearer header wins, then the session cookie.
+    def credential(self, request: RequestT, auth: ClerkAuth) -> tuple[str, TokenSource] | None:
+        """The token of ``request`` and where it came from: a Bearer header wins, then the cookie.
 
-        ``None`` means no token at all; ``""`` a Bearer header without credentials.
+        ``None`` means no token at all; a token ``""`` a Bearer header without
+        credentials. Raises :class:`AuthError` (``token-ambiguous``) for two
+        Authorization credentials or two different session cookies.
         """
         for source in self._sources:
             if source == "header":
-                token = token_from_authorization(self.adapter.header(request, "authorization"))
+                token = token_from_authorization_values(self.adapter.header_values(request, "authorization"))
                 if token is not None:
-                    return token
+                    return token, "header"
             else:
-                for name in self.options.cookie_names or cookie_names_for(auth):
-                    value = self.adapter.cookie(request, name)
-                    if value:
-                        return value
+                names = self.options.cookie_names or cookie_names_for(auth)
+                cookies = parse_cookies(self.adapter.header_values(request, "cookie"), names)
+                for name in names:
+                    value = cookies.get(name)
+                    if value is not None:
+                        return value, "cookie"
         return None
 
-    def _start(self, request: RequestT) -> tuple[ClerkAuth, str] | None:
-        """Everything before verification; ``None`` = pass without a session."""
+    def token(self, request: RequestT, auth: ClerkAuth) -> str | None:
+        """The token of ``request`` (see :meth:`credential`), without its source."""
+        found = self.credential(request, auth)
+        return None if found is None else found[0]
+
+    def _start(self, request: RequestT) -> tuple[ClerkAuth, str, TokenSource] | None:
+        """Everything before verification; ``None`` = an anonymous ``optional`` request."""
         if self.options.allow_options and self.adapter.method(request) == "OPTIONS":
-            return None
+            raise Preflight
         auth = self.options.auth or self.adapter.auth_for(request)
-        token = self.token(request, auth)
-        if token is None:
+        found = self.credential(request, auth)
+        if found is None:
             if self.options.optional:
                 return None
-            raise NotAuthenticated("token-missing", "no session token was provided", token_present=False)
+            raise self._missing(request)
+        token, source = found
         if not token:
             # "Authorization: Bearer" with nothing after it was sent: a bad
             # token, not an absent one (and it still wins over the cookie).
             raise NotAuthenticated("token-malformed", "the Bearer credentials are empty")
-        return auth, token
+        if source == "cookie" and self.options.check_client_uat:
+            self._client_uat(request, auth)  # signed out: refuse before any crypto
+        return auth, token, source
+
+    def _missing(self, request: RequestT) -> NotAuthenticated:
+        if "header" in self._sources and self.adapter.header_values(request, "authorization"):
+            detail = (
+                "an Authorization header was sent without the Bearer scheme (it is ignored); "
+                "send 'Authorization: Bearer <session token>'"
+            )
+        else:
+            detail = "no session token was provided"
+        return NotAuthenticated("token-missing", detail, token_present=False)
+
+    def _client_uat(self, request: RequestT, auth: ClerkAuth) -> int:
+        """Clerk's ``__client_uat`` (suffixed first); 401 when absent, zero or unparsable."""
+        names = client_uat_names_for(auth)
+        cookies = parse_cookies(self.adapter.header_values(request, "cookie"), names)
+        raw = next((cookies[name] for name in names if name in cookies), "")
+        uat = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 12 else 0
+        if uat <= 0:
+            raise NotAuthenticated(
+                "session-token-without-client-uat",
+                "a session cookie without Clerk's __client_uat cookie (signed out): "
+                "the frontend SDK refreshes the session",
+            )
+        return uat
+
+    def _cookie_rules(self, request: RequestT, auth: ClerkAuth, session: Session) -> None:
+        """What a verified cookie token must also pass (tokens from headers skip this)."""
+        options = self.options
+        if options.check_client_uat and session.issued_at < self._client_uat(request, auth):
+            raise NotAuthenticated(
+                "session-token-iat-before-client-uat",
+                "the session cookie predates the client's last sign-in change: "
+                "the frontend SDK refreshes the session",
+            )
+        if options.check_origin and not self._same_origin(request, auth):
+            raise Forbidden(
+                "cross-site-request",
+                "a cookie-authenticated unsafe request from another origin "
+                "(send the token as a Bearer header, or trust the origin)",
+            )
+
+    def _same_origin(self, request: RequestT, auth: ClerkAuth) -> bool:
+        adapter = self.adapter
+        if adapter.method(request) in SAFE_METHODS and not adapter.is_websocket(request):
+            return True
+        fetch_site_values = adapter.header_values(request, "sec-fetch-site")
+        fetch_site = _one(fetch_site_values)
+        if fetch_site is not None and fetch_site.lower() in ("same-origin", "none"):
+            return True
+        origins = adapter.header_values(request, "origin")
+        if not origins and not fetch_site_values:
+            return True  # neither header: not a browser, so not a forged browser request
+        origin = _one(origins)
+        if origin is None:
+            return False
+        trusted = {
+            o.rstrip("/").lower() for o in (*self.options.trusted_origins, *(auth.authorized_parties or ()))
+        }
+        if origin.rstrip("/").lower() in trusted:
+            return True
+        return origin_matches_host(origin, _one(adapter.header_values(request, "host")))
 
     def _callbacks(self, auth: ClerkAuth) -> tuple[tuple[Rule, str], ...]:
         authorize = self.options.authorize if self.options.authorize is not None else auth.authorize
@@ -313,92 +614,141 @@ class Guard(Generic[RequestT]):
     # -- decisions -------------------------------------------------------------------
     def check(self, request: RequestT) -> Session | None:
         """Decide from sync code (an async ``authorize`` is bridged with asgiref)."""
-        started = self._start(request)
-        if started is None:
-            return None
-        auth, token = started
-        session = auth.verify(token)
-        for callback, what in self._callbacks(auth):
-            result: object = None
-            try:
-                result = callback(session, request)
-                if result is not True and inspect.isawaitable(result):
-                    result = self.adapter.await_sync(result)
-            except AuthError:
-                raise
-            except Exception as exc:
-                if inspect.iscoroutine(result):
-                    result.close()  # never started (the bridge refused): no "never awaited" leak
-                raise self._failed(exc) from None
-            self._denied(result, what)
-        return session
+        token: str | None = None
+        source: TokenSource | None = None
+        try:
+            started = self._start(request)
+            if started is None:
+                return None
+            auth, token, source = started
+            session = auth.verify(token)
+            if source == "cookie":
+                self._cookie_rules(request, auth, session)
+            for callback, what in self._callbacks(auth):
+                result: object = None
+                try:
+                    result = callback(session, request)
+                    if result is not True and inspect.isawaitable(result):
+                        result = self.adapter.await_sync(result)
+                except AuthError:
+                    raise
+                except Exception as exc:
+                    if inspect.iscoroutine(result):
+                        result.close()  # never started (the bridge refused): no "never awaited" leak
+                    raise self._failed(exc) from None
+                self._denied(result, what)
+            return session
+        except AuthError as error:
+            if logger.isEnabledFor(logging.DEBUG):
+                log_refusal(error, token, source)
+            raise
 
     async def acheck(self, request: RequestT) -> Session | None:
         """Decide from async code (a sync ``authorize`` is called inline: keep it cheap)."""
-        started = self._start(request)
-        if started is None:
-            return None
-        auth, token = started
-        session = await auth.averify(token)
-        for callback, what in self._callbacks(auth):
-            try:
-                result = callback(session, request)
-                if result is not True and inspect.isawaitable(result):
-                    result = await result
-            except AuthError:
-                raise
-            except Exception as exc:
-                raise self._failed(exc) from None
-            self._denied(result, what)
-        return session
+        token: str | None = None
+        source: TokenSource | None = None
+        try:
+            started = self._start(request)
+            if started is None:
+                return None
+            auth, token, source = started
+            session = await auth.averify(token)
+            if source == "cookie":
+                self._cookie_rules(request, auth, session)
+            for callback, what in self._callbacks(auth):
+                try:
+                    result = callback(session, request)
+                    if result is not True and inspect.isawaitable(result):
+                        result = await result
+                except AuthError:
+                    raise
+                except Exception as exc:
+                    raise self._failed(exc) from None
+                self._denied(result, what)
+            return session
+        except AuthError as error:
+            if logger.isEnabledFor(logging.DEBUG):
+                log_refusal(error, token, source)
+            raise
+
+
+def _peek(token: str | None) -> dict[str, object]:
+    """Safe, unverified facts of a refused token for a DEBUG line: never the token or its signature."""
+    facts: dict[str, object] = {}
+    if not token or len(token) > 8192 or token.count(".") != 2:
+        return facts
+    header_b64, payload_b64, _ = token.split(".")
+    for segment, keys in ((header_b64, ("kid", "alg")), (payload_b64, ("iss", "azp", "exp", "iat"))):
+        try:
+            data = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+        except Exception:  # noqa: S112 - a refused token may hold anything; facts are best effort
+            continue
+        if not isinstance(data, dict):
+            continue
+        for key in keys:
+            value = data.get(key)
+            if isinstance(value, str):
+                facts[key] = value[:120]
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                facts[key] = value
+    return facts
+
+
+def log_refusal(error: AuthError, token: str | None, source: str | None) -> None:
+    """The opt-in DEBUG line for one refusal on the ``clerkguard.guard`` logger.
+
+    The reason and safe facts only (token source, ``iss``, ``azp``, ``kid``,
+    ``alg``, ``exp``, ``iat``, read unverified and quoted with ``repr``);
+    never the token, a signature or a secret.
+    """
+    facts = " ".join(f"{key}={value!r}" for key, value in _peek(token).items())
+    logger.debug(
+        "refused %s %s: source=%s %s",
+        error.status,
+        error.reason,
+        source or "none",
+        facts or "(no token facts)",
+    )
 
 
 async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
-_OPTION_NAMES = frozenset(
-    {"authorize", "optional", "auth", "token_sources", "allow_options", "cookie_names"}
-    | {"role", "permission", "feature", "plan", "reverification", "org"}
-)
+#: Every option ``require_auth(...)`` takes (the keys of :class:`GuardKwargs`).
+_OPTION_NAMES = frozenset(GuardKwargs.__annotations__)
 
 
-def _options(
-    *,
-    authorize: Authorize | None = None,
-    optional: bool = False,
-    auth: ClerkAuth | None = None,
-    token_sources: Sequence[TokenSource] = ("header", "cookie"),
-    allow_options: bool = True,
-    cookie_names: Iterable[str] | None = None,
-    role: str | None = None,
-    permission: str | None = None,
-    feature: str | None = None,
-    plan: str | None = None,
-    reverification: str | Reverification | None = None,
-    org: str | None = None,
-) -> GuardOptions:
-    if isinstance(token_sources, str):
-        raise ConfigurationError("token_sources must be a sequence such as ('header', 'cookie')")
+def _options(**options: Unpack[GuardKwargs]) -> GuardOptions:
+    token_sources = options.get("token_sources", ("header", "cookie"))
+    cookie_names = options.get("cookie_names")
+    trusted_origins = options.get("trusted_origins", ())
+    auth = options.get("auth")
+    for name, value in (("token_sources", token_sources), ("trusted_origins", trusted_origins)):
+        if isinstance(value, str):
+            raise ConfigurationError(f"{name} must be a sequence, not one string")
     if isinstance(cookie_names, str):
         raise ConfigurationError("cookie_names must be a sequence of names, not one string")
     if auth is not None and not isinstance(auth, ClerkAuth):
         raise ConfigurationError("auth must be a clerkguard.ClerkAuth")
     return GuardOptions(
-        authorize=authorize,
-        optional=optional,
+        authorize=options.get("authorize"),
+        optional=options.get("optional", False),
         token_sources=tuple(token_sources),
-        allow_options=allow_options,
+        allow_options=options.get("allow_options", True),
         auth=auth,
         cookie_names=tuple(cookie_names) if cookie_names is not None else None,
+        check_client_uat=options.get("check_client_uat", True),
+        check_origin=options.get("check_origin", True),
+        trusted_origins=tuple(trusted_origins),
         rules=tuple(
             rules_from(
-                role=role,
-                permission=permission,
-                feature=feature,
-                plan=plan,
-                reverification=reverification,
-                org=org,
+                role=options.get("role"),
+                permission=options.get("permission"),
+                feature=options.get("feature"),
+                plan=options.get("plan"),
+                reverification=options.get("reverification"),
+                org=options.get("org"),
             )
         ),
     )
@@ -407,12 +757,11 @@ def _options(
 class RequireAuth:
     """The ``require_auth`` decorator an adapter module exports.
 
-    Usable bare (``@require_auth``) or configured (``@require_auth(...)``).
-    Configured keywords: ``authorize``, ``optional``, ``auth``,
-    ``token_sources``, ``allow_options``, ``cookie_names`` and the rule
-    shorthands ``role``, ``permission``, ``feature``, ``plan``,
-    ``reverification``, ``org`` (all must hold, plus ``authorize``).
-    Options are checked when the decorator is applied, not at the first request.
+    Usable bare (``@require_auth``) or configured (``@require_auth(...)``)
+    with the options of :class:`GuardKwargs` (the rule shorthands ``role``,
+    ``permission``, ``feature``, ``plan``, ``reverification``, ``org`` must
+    all hold, plus ``authorize``). Options are checked when the decorator is
+    applied, not at the first request.
     """
 
     def __init__(
@@ -427,24 +776,7 @@ class RequireAuth:
     def __call__(self, handler: F, /) -> F: ...
 
     @overload
-    def __call__(
-        self,
-        handler: None = None,
-        /,
-        *,
-        authorize: Authorize | None = None,
-        optional: bool = False,
-        auth: ClerkAuth | None = None,
-        token_sources: Sequence[TokenSource] = ("header", "cookie"),
-        allow_options: bool = True,
-        cookie_names: Iterable[str] | None = None,
-        role: str | None = None,
-        permission: str | None = None,
-        feature: str | None = None,
-        plan: str | None = None,
-        reverification: str | Reverification | None = None,
-        org: str | None = None,
-    ) -> Callable[[F], F]: ...
+    def __call__(self, handler: None = None, /, **options: Unpack[GuardKwargs]) -> Callable[[F], F]: ...
 
     def __call__(self, handler: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         guard = self.guard(**options)
@@ -463,7 +795,7 @@ class RequireAuth:
 
         return decorator
 
-    def guard(self, **options: Any) -> Guard[Any]:
+    def guard(self, **options: Unpack[GuardKwargs]) -> Guard[Any]:
         """A :class:`Guard` with these options, for frameworks' native hooks.
 
         Takes the same keywords as ``require_auth(...)``; used e.g. by
@@ -482,11 +814,28 @@ def _is_async(fn: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
 
 
+def wrapped_chain(handler: Any, limit: int = 100) -> list[Any]:
+    """``handler`` and everything behind its ``__wrapped__`` links (bounded: cycles end)."""
+    chain: list[Any] = []
+    fn: Any = handler
+    while fn is not None and len(chain) < limit:
+        chain.append(fn)
+        fn = getattr(fn, "__wrapped__", None)
+    return chain
+
+
 def _remember(handler: Callable[..., Any]) -> None:
-    try:
-        _WRAPPED[handler] = None
-    except TypeError:  # not weak-referenceable (a builtin): nothing to track
-        pass
+    # The whole __wrapped__ chain: with another functools.wraps decorator between
+    # the guard and the route decorator, the route registered the innermost function.
+    for fn in wrapped_chain(handler):
+        try:
+            _WRAPPED[fn] = None
+        except TypeError:  # not weak-referenceable (a builtin): nothing to track
+            pass
+
+
+async def _maybe_await(result: Any) -> Any:
+    return (await result) if inspect.isawaitable(result) else result
 
 
 def _wrap_handler(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
@@ -506,6 +855,8 @@ def _wrap_handler(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..
                 session = await guard.acheck(request)
             except AuthError as error:
                 return adapter.reject(request, error)
+            except Preflight:
+                return await _maybe_await(adapter.options_response(request))
             adapter.store(request, session)
             return await adapter.call_async(handler, args, kwargs)
 
@@ -519,6 +870,8 @@ def _wrap_handler(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..
             session = guard.check(request)
         except AuthError as error:
             return adapter.reject(request, error)
+        except Preflight:
+            return adapter.options_response(request)
         adapter.store(request, session)
         return adapter.call_sync(handler, args, kwargs)
 
@@ -528,14 +881,10 @@ def _wrap_handler(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..
 
 def guard_of(handler: Callable[..., Any]) -> Guard[Any] | None:
     """The outermost :class:`Guard` on ``handler`` (following ``__wrapped__``), or ``None``."""
-    seen = 0
-    fn: Any = handler
-    while fn is not None and seen < 100:  # bounded: a __wrapped__ cycle must not hang
+    for fn in wrapped_chain(handler):
         guard = getattr(fn, "__clerkguard__", None)
         if isinstance(guard, Guard):
             return guard
-        fn = getattr(fn, "__wrapped__", None)
-        seen += 1
     return None
 
 

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
+
+from typing_extensions import Unpack
 
 from .errors import MissingDependencyError
 
@@ -42,6 +44,8 @@ from . import _pallets
 from .adapters import (
     Adapter,
     Guard,
+    GuardKwargs,
+    Preflight,
     RequireAuth,
     auth_from_config,
     build_require_auth,
@@ -129,9 +133,10 @@ class FlaskAdapter(Adapter[flask.Request]):
         value = request.environ.get(key)
         return value if isinstance(value, str) else None
 
-    def cookie(self, request: flask.Request, name: str) -> str | None:
-        """A request cookie."""
-        return request.cookies.get(name)
+    def header_values(self, request: flask.Request, name: str) -> Sequence[str]:
+        """A header's value as the WSGI server passed it (servers fold repeated lines with commas)."""
+        value = request.environ.get("HTTP_" + name.upper().replace("-", "_"))
+        return (value,) if isinstance(value, str) else ()
 
     def method(self, request: flask.Request) -> str:
         """The request method."""
@@ -148,6 +153,10 @@ class FlaskAdapter(Adapter[flask.Request]):
     def reject(self, request: flask.Request, error: AuthError) -> Any:
         """Raise the :class:`AuthHTTPException` for ``error``."""
         raise AuthHTTPException.for_error(error) from None
+
+    def options_response(self, request: flask.Request) -> flask.Response:
+        """Flask's default ``OPTIONS`` answer (``Allow``), as a ``204``."""
+        return _pallets.no_content(current_app.make_default_options_response())
 
     def auth_for(self, request: flask.Request) -> ClerkAuth:
         """The app's :class:`ClerkAuth` (from the extension, else built from config/env)."""
@@ -177,7 +186,9 @@ def get_auth() -> Session | None:
 current_auth: Session = cast(Session, LocalProxy(get_auth))
 
 
-def guard_blueprint(blueprint: flask.Blueprint | flask.Flask, **options: Any) -> Guard[flask.Request]:
+def guard_blueprint(
+    blueprint: flask.Blueprint | flask.Flask, **options: Unpack[GuardKwargs]
+) -> Guard[flask.Request]:
     """Guard every view of ``blueprint`` (or a whole app) in one line.
 
     Registers a ``before_request`` hook running one guard with the options
@@ -190,13 +201,19 @@ def guard_blueprint(blueprint: flask.Blueprint | flask.Flask, **options: Any) ->
     """
     guard: Guard[flask.Request] = require_auth.guard(**options)
 
-    def clerkguard_before_request() -> None:
+    def clerkguard_before_request() -> flask.Response | None:
         request = flask.request._get_current_object()  # type: ignore[attr-defined]
         try:
             session = guard.check(request)
         except AuthError as error:
             raise AuthHTTPException.for_error(error) from None
+        except Preflight:
+            if _pallets.automatic_options(request):
+                return None  # Flask answers it itself, without the view
+            # The view declares OPTIONS: answer for it (a before_request response skips the view).
+            return _pallets.no_content(current_app.make_default_options_response())
         setattr(g, G_ATTRIBUTE, session)
+        return None
 
     blueprint.before_request(clerkguard_before_request)
     return guard

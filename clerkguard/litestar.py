@@ -42,9 +42,10 @@ except ImportError as exc:  # tested by hiding litestar from sys.modules
 import asyncio
 import concurrent.futures
 import copy
+import dataclasses
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar, cast
 
 from asgiref.sync import async_to_sync
@@ -52,7 +53,7 @@ from litestar import Request, Response
 from litestar.config.app import AppConfig
 from litestar.connection import ASGIConnection
 from litestar.di import Provide
-from litestar.enums import MediaType
+from litestar.enums import MediaType, ScopeType
 from litestar.exceptions import (
     HTTPException,
     NotAuthorizedException,
@@ -65,11 +66,20 @@ from litestar.plugins import InitPlugin, ReceiveRoutePlugin
 from litestar.routes import BaseRoute
 from litestar.types import Scope
 from litestar.utils.helpers import unwrap_partial
+from typing_extensions import Unpack
 
-from .adapters import Adapter, Guard, RequireAuth, TokenSource, build_require_auth
-from .auth import Authorize, ClerkAuth
+from .adapters import (
+    Adapter,
+    Guard,
+    GuardKwargs,
+    Preflight,
+    RequireAuth,
+    build_require_auth,
+    wrapped_chain,
+)
+from .auth import ClerkAuth
 from .errors import AuthError, ConfigurationError
-from .session import Reverification, Session
+from .session import Session
 
 __all__ = [
     "ClerkAuthException",
@@ -247,9 +257,33 @@ class LitestarAdapter(Adapter[ASGIConnection[Any, Any, Any, Any]]):
                 return bytes(value).decode("latin-1")
         return None
 
-    def cookie(self, request: ASGIConnection[Any, Any, Any, Any], name: str) -> str | None:
-        """A cookie value."""
-        return request.cookies.get(name)
+    def header_values(self, request: ASGIConnection[Any, Any, Any, Any], name: str) -> Sequence[str]:
+        """Every line of a header, from the raw ASGI scope (ASGI names are lower case)."""
+        wanted = name.lower().encode("latin-1")
+        return [
+            bytes(value).decode("latin-1") for key, value in request.scope.get("headers", ()) if key == wanted
+        ]
+
+    def is_websocket(self, request: ASGIConnection[Any, Any, Any, Any]) -> bool:
+        """Whether this is a websocket handshake."""
+        return request.scope.get("type") == ScopeType.WEBSOCKET
+
+    def options_response(self, request: ASGIConnection[Any, Any, Any, Any]) -> Response[Any]:
+        """Litestar's own ``OPTIONS`` answer: ``204`` with the path's methods in ``Allow``."""
+        template = request.scope.get("path_template")
+        methods: set[str] = {"OPTIONS"}
+        for route in request.app.routes:
+            if route.path == template:
+                methods.update(getattr(route, "methods", ()))
+        handler = request.scope.get("route_handler")
+        if isinstance(handler, HTTPRouteHandler):
+            methods.update(handler.http_methods)
+        return Response(
+            content=None,
+            status_code=204,
+            headers={"Allow": ", ".join(sorted(methods))},
+            media_type=MediaType.TEXT,
+        )
 
     def method(self, request: ASGIConnection[Any, Any, Any, Any]) -> str:
         """The HTTP method (a websocket handshake counts as ``GET``)."""
@@ -301,8 +335,9 @@ def _is_async_callable(fn: object) -> bool:
 
 def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
     """Wrap a Litestar handler function, keeping its kind and (parsed) signature."""
-    if isinstance(handler, BaseRouteHandler):
-        # The decorator saw a route handler, so it sits ABOVE @get(...): Litestar
+    if any(isinstance(fn, BaseRouteHandler) for fn in wrapped_chain(handler)):
+        # The decorator saw a route handler (perhaps behind another functools.wraps
+        # decorator), so it sits ABOVE @get(...): Litestar
         # already captured the unguarded function. Refuse rather than bypass.
         raise TypeError(
             "@require_auth must be placed below the Litestar route decorator "
@@ -336,6 +371,8 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
                 session = await guard.acheck(request)
             except AuthError as error:
                 return adapter.reject(request, error)
+            except Preflight:
+                return adapter.options_response(request)
             await _store_async(request, session)
             return await handler(*args, **kwargs)
 
@@ -349,6 +386,8 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
                 session = guard.check(request)
             except AuthError as error:
                 return adapter.reject(request, error)
+            except Preflight:
+                return adapter.options_response(request)
             _store_sync(request, session)
             return handler(*args, **kwargs)
 
@@ -373,20 +412,7 @@ require_auth: RequireAuth = build_require_auth(LitestarAdapter(), wrap=_wrap)
 
 # -- the native guard ---------------------------------------------------------------------------------
 def requires_auth(
-    *,
-    authorize: Authorize | None = None,
-    optional: bool = False,
-    auth: ClerkAuth | None = None,
-    token_sources: Sequence[TokenSource] = ("header", "cookie"),
-    allow_options: bool = True,
-    cookie_names: Iterable[str] | None = None,
-    role: str | None = None,
-    permission: str | None = None,
-    feature: str | None = None,
-    plan: str | None = None,
-    reverification: str | Reverification | None = None,
-    org: str | None = None,
-    exclude_opt_key: str = "exclude_from_auth",
+    *, exclude_opt_key: str = "exclude_from_auth", **options: Unpack[GuardKwargs]
 ) -> _GuardFunction:
     """A Litestar guard (``guards=[requires_auth(...)]``) for any layer.
 
@@ -395,27 +421,24 @@ def requires_auth(
     as with Litestar's authentication middleware. Failures raise
     :class:`ClerkAuthException` subclasses (401/403/503); :class:`ClerkPlugin`
     renders them as clerkguard's JSON body.
+
+    ``OPTIONS``: Litestar's own generated ``OPTIONS`` handler passes (it runs
+    no app code); a handler that declares ``OPTIONS`` itself is authenticated
+    like any other method, because a guard cannot answer in its place.
     """
-    guard = require_auth.guard(
-        authorize=authorize,
-        optional=optional,
-        auth=auth,
-        token_sources=tuple(token_sources),
-        allow_options=allow_options,
-        cookie_names=tuple(cookie_names) if cookie_names is not None else None,
-        role=role,
-        permission=permission,
-        feature=feature,
-        plan=plan,
-        reverification=reverification,
-        org=org,
-    )
+    guard = require_auth.guard(**options)
+    strict = Guard(guard.adapter, dataclasses.replace(guard.options, allow_options=False))
 
     async def clerk_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
         if handler.opt.get(exclude_opt_key):
             return
         try:
-            session = await guard.acheck(connection)
+            try:
+                session = await guard.acheck(connection)
+            except Preflight:
+                if _is_generated_options(handler):
+                    return
+                session = await strict.acheck(connection)
         except AuthError as error:
             raise to_exception(error) from None
         await _store_async(connection, session)
@@ -441,7 +464,19 @@ async def _provide_session(request: Request[Any, Any, Any]) -> Session | None:
     return session
 
 
-_dependency_guard: Guard[Any] = require_auth.guard()
+#: ``allow_options=False``: a handler asking for the session needs one, ``OPTIONS`` or not.
+_dependency_guard: Guard[Any] = require_auth.guard(allow_options=False)
+
+
+def _is_generated_options(handler: BaseRouteHandler) -> bool:
+    """Litestar's own ``OPTIONS`` handler (``HTTPRoute.create_options_handler``), not app code."""
+    fn = unwrap_partial(handler.fn)
+    return (
+        isinstance(handler, HTTPRouteHandler)
+        and handler.http_methods == {"OPTIONS"}
+        and getattr(fn, "__name__", "") == "options_handler"
+        and getattr(fn, "__module__", "") == "litestar.routes.http"
+    )
 
 
 class ClerkPlugin(InitPlugin, ReceiveRoutePlugin):

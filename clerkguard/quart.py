@@ -26,8 +26,10 @@ keys are fetched lazily, which is fully correct.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
+
+from typing_extensions import Unpack
 
 from .errors import MissingDependencyError
 
@@ -43,6 +45,8 @@ from . import _pallets
 from .adapters import (
     Adapter,
     Guard,
+    GuardKwargs,
+    Preflight,
     RequireAuth,
     auth_from_config,
     build_require_auth,
@@ -137,9 +141,13 @@ class QuartAdapter(Adapter[Connection]):
         """A request header."""
         return request.headers.get(name)
 
-    def cookie(self, request: Connection, name: str) -> str | None:
-        """A request cookie."""
-        return request.cookies.get(name)
+    def header_values(self, request: Connection, name: str) -> Sequence[str]:
+        """Every line of a header, as the ASGI server received them."""
+        return request.headers.getlist(name)
+
+    def is_websocket(self, request: Connection) -> bool:
+        """Whether this is a websocket handshake."""
+        return isinstance(request, quart.Websocket)
 
     def method(self, request: Connection) -> str:
         """The request method (``GET`` for a websocket handshake)."""
@@ -156,6 +164,10 @@ class QuartAdapter(Adapter[Connection]):
     def reject(self, request: Connection, error: AuthError) -> Any:
         """Raise the :class:`AuthHTTPException` for ``error`` (before any websocket accept)."""
         raise AuthHTTPException.for_error(error) from None
+
+    async def options_response(self, request: Connection) -> quart.Response:
+        """Quart's default ``OPTIONS`` answer (``Allow``), as a ``204``."""
+        return _pallets.no_content(await current_app.make_default_options_response())
 
     def auth_for(self, request: Connection) -> ClerkAuth:
         """The app's :class:`ClerkAuth` (from the extension, else built from config/env)."""
@@ -184,7 +196,9 @@ def get_auth() -> Session | None:
 current_auth: Session = cast(Session, LocalProxy(get_auth))
 
 
-def guard_blueprint(blueprint: quart.Blueprint | quart.Quart, **options: Any) -> Guard[Connection]:
+def guard_blueprint(
+    blueprint: quart.Blueprint | quart.Quart, **options: Unpack[GuardKwargs]
+) -> Guard[Connection]:
     """Guard every HTTP and websocket route of ``blueprint`` (or an app) in one line.
 
     Takes the options of ``require_auth(...)``; returns the installed
@@ -192,13 +206,19 @@ def guard_blueprint(blueprint: quart.Blueprint | quart.Quart, **options: Any) ->
     """
     guard: Guard[Connection] = require_auth.guard(**options)
 
-    async def clerkguard_before() -> None:
+    async def clerkguard_before() -> quart.Response | None:
         connection = _connection()
         try:
             session = await guard.acheck(connection)
         except AuthError as error:
             raise AuthHTTPException.for_error(error) from None
+        except Preflight:
+            if _pallets.automatic_options(connection):
+                return None  # Quart answers it itself, without the view
+            # The view declares OPTIONS: answer for it (a before_request response skips the view).
+            return _pallets.no_content(await current_app.make_default_options_response())
         setattr(g, G_ATTRIBUTE, session)
+        return None
 
     blueprint.before_request(clerkguard_before)
     blueprint.before_websocket(clerkguard_before)

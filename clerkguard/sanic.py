@@ -29,11 +29,23 @@ except ImportError as exc:  # tested by hiding sanic from sys.modules
 
     raise MissingDependencyError("sanic", "sanic") from exc
 
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sanic.response import HTTPResponse, json
+from sanic.response import HTTPResponse, empty, json
 
-from .adapters import Adapter, RequireAuth, auth_from_config, build_require_auth, unguarded_views
+from .adapters import (
+    Adapter,
+    Guard,
+    Preflight,
+    RequireAuth,
+    _wrap_handler,
+    auth_from_config,
+    build_require_auth,
+    guard_of,
+    unguarded_views,
+)
 from .auth import ClerkAuth
 from .errors import AuthError, ConfigurationError
 from .session import Session
@@ -65,14 +77,19 @@ class SanicAdapter(Adapter[sanic.Request]):
         value = request.headers.get(name)
         return value if isinstance(value, str) else None
 
-    def cookie(self, request: sanic.Request, name: str) -> str | None:
-        """The cookie named exactly ``name``.
+    def header_values(self, request: sanic.Request, name: str) -> Sequence[str]:
+        """Every line of a header, as received."""
+        return request.headers.getall(name, [])
 
-        ``request.cookies.get("__session")`` would prefer a ``__Host-__session``
-        cookie; read the plain name so every framework picks the same cookie.
-        """
-        values = dict.get(request.cookies, name)
-        return values[0] if values else None
+    def is_websocket(self, request: sanic.Request) -> bool:
+        """Whether the request is routed to a websocket handler (a handshake)."""
+        route = request.route
+        return route is not None and bool(getattr(route.handler, "is_websocket", False))
+
+    def options_response(self, request: sanic.Request) -> HTTPResponse:
+        """``204`` with the route's methods in ``Allow`` (what Sanic's own OPTIONS handling says)."""
+        methods = set(request.route.methods) if request.route is not None else set()
+        return empty(status=204, headers={"Allow": ", ".join(sorted(methods | {"OPTIONS"}))})
 
     def method(self, request: sanic.Request) -> str:
         """The HTTP method, upper case."""
@@ -109,9 +126,67 @@ class SanicAdapter(Adapter[sanic.Request]):
         )
 
 
+#: ``request.ctx`` attribute: the guard that already let this websocket handshake through.
+_PASSED = "_clerkguard_passed"
+#: Websocket close code for a refusal after the upgrade (RFC 6455: policy violation).
+POLICY_VIOLATION = 1008
+
+
+def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
+    """The default guard wrapper, plus websockets.
+
+    Sanic completes a websocket handshake before it calls the handler, so the
+    :class:`ClerkGuard` extension checks guarded websocket routes in a request
+    middleware, before the upgrade, and answers a refusal as plain HTTP
+    (401/403/503 with the JSON body). Without the extension the check can
+    only run after the upgrade: a refusal then closes the websocket with
+    1008 (policy violation) and the ``reason`` code, never calling the handler.
+    """
+    guarded = _wrap_handler(handler, guard)
+    adapter = guard.adapter
+
+    @functools.wraps(handler)
+    async def sanic_wrapper(*args: Any, **kwargs: Any) -> Any:
+        request = adapter.find_request(args, kwargs)
+        if not adapter.is_websocket(request):
+            return await guarded(*args, **kwargs)
+        if getattr(request.ctx, _PASSED, None) is not guard:
+            try:
+                session = await guard.acheck(request)
+            except (AuthError, Preflight) as error:
+                reason = error.reason if isinstance(error, AuthError) else "preflight"
+                socket = next((a for a in args if hasattr(a, "close") and a is not request), None)
+                if socket is not None:
+                    await socket.close(POLICY_VIOLATION, reason)
+                return None
+            adapter.store(request, session)
+        return await adapter.call_async(handler, args, kwargs)
+
+    sanic_wrapper.__clerkguard__ = guard  # type: ignore[attr-defined]
+    return sanic_wrapper
+
+
 #: ``@require_auth`` / ``@require_auth(authorize=..., role=..., optional=...)`` for
-#: Sanic handlers, blueprint routes and HTTPMethodView methods.
-require_auth: RequireAuth = build_require_auth(SanicAdapter())
+#: Sanic handlers, blueprint routes, HTTPMethodView methods and websocket handlers.
+require_auth: RequireAuth = build_require_auth(SanicAdapter(), wrap=_wrap)
+
+
+async def _check_before_upgrade(request: sanic.Request) -> HTTPResponse | None:
+    """Request middleware: a guarded websocket route is checked before the handshake."""
+    route = request.route
+    handler = route.handler if route is not None else None
+    if not getattr(handler, "is_websocket", False) or not isinstance(handler, functools.partial):
+        return None
+    guard = guard_of(handler.args[0]) if handler.args else None
+    if guard is None:
+        return None
+    try:
+        session = await guard.acheck(request)
+    except AuthError as error:
+        return error_response(error)
+    guard.adapter.store(request, session)
+    setattr(request.ctx, _PASSED, guard)
+    return None
 
 
 class ClerkGuard:
@@ -152,6 +227,7 @@ class ClerkGuard:
         if self.auth is None:
             self.auth = auth_from_config(app.config)
         setattr(app.ctx, EXTENSION_KEY, self)
+        app.register_middleware(_check_before_upgrade, "request")
         app.register_listener(self._start, "before_server_start")
         app.register_listener(self._stop, "after_server_stop")
 

@@ -36,7 +36,15 @@ from typing_extensions import Self
 
 from .auth import ClerkAuth
 
-__all__ = ["SESSION_CATEGORY", "Fault", "LocalIssuer", "MISSING", "b64url"]
+__all__ = [
+    "MISSING",
+    "SESSION_CATEGORY",
+    "Fault",
+    "LocalIssuer",
+    "b64url",
+    "cookie_header",
+    "session_cookies",
+]
 
 #: The ``cat`` header of Clerk session tokens.
 SESSION_CATEGORY = "cl_B7d4PD111AAA"
@@ -456,6 +464,30 @@ class LocalIssuer:
             else:
                 head[name] = value
         return sign(head, payload, key or self.key)
+
+
+def session_cookies(
+    token: str, *, client_uat: int | None = None, suffix: str | None = None
+) -> dict[str, str]:
+    """The cookies a browser signed in with Clerk sends: ``__session`` and ``__client_uat``.
+
+    ``__client_uat`` (Clerk's ``SameSite=Strict`` "client updated at" cookie)
+    defaults to the token's own ``iat``, which the guard's cookie rule accepts;
+    pass ``client_uat=0`` for a signed-out client, or a later time for a token
+    older than the last sign-in change. ``suffix`` names Clerk's suffixed
+    variants (``__session_<suffix>``; see
+    :func:`clerkguard.adapters.cookie_names_for`).
+    """
+    if client_uat is None:
+        payload = token.split(".")[1]
+        client_uat = int(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["iat"])
+    tail = "" if suffix is None else f"_{suffix}"
+    return {f"__session{tail}": token, f"__client_uat{tail}": str(client_uat)}
+
+
+def cookie_header(cookies: Mapping[str, str]) -> str:
+    """A ``Cookie`` request header value for ``cookies``."""
+    return "; ".join(f"{name}={value}" for name, value in cookies.items())
 
 
 def sign(header: Mapping[str, Any], payload: Mapping[str, Any], key: RSAKey) -> str:

@@ -39,11 +39,6 @@ class BottleAdapter(Adapter[bottle.BaseRequest]):
         value: str | None = request.get_header(name)
         return value
 
-    def cookie(self, request: bottle.BaseRequest, name: str) -> str | None:
-        """A plain (unsigned) cookie value."""
-        value: str | None = request.cookies.get(name)
-        return value
-
     def method(self, request: bottle.BaseRequest) -> str:
         """The HTTP method, upper case."""
         return str(request.method)
@@ -60,6 +55,14 @@ class BottleAdapter(Adapter[bottle.BaseRequest]):
         """Answer with clerkguard's JSON body and headers (returned, so Bottle sends it)."""
         headers = {**error.headers(), "Content-Type": "application/json"}
         return bottle.HTTPResponse(json.dumps(error.to_dict()), error.status, headers)
+
+    def options_response(self, request: bottle.BaseRequest) -> Any:
+        """Bottle has no default OPTIONS answer: ``204`` with the methods of the matched path."""
+        methods = {"OPTIONS"}
+        for route in request.app.routes:
+            if route.rule == request.route.rule:
+                methods.add(route.method)
+        return bottle.HTTPResponse(status=204, headers={"Allow": ", ".join(sorted(methods))})
 
 
 def current_session() -> Session | None:

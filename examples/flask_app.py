@@ -124,9 +124,19 @@ def create_app(auth: ClerkAuth | None = None) -> Flask:
     @app.route("/preflight", methods=["GET", "OPTIONS"])
     @require_auth
     def preflight() -> Any:
-        """``OPTIONS`` (CORS preflight) reaches the view without authentication."""
+        """A view that declares ``OPTIONS``: the guard answers a preflight (204 + Allow) itself.
+
+        The ``OPTIONS`` branch never runs (a guarded body needs a session);
+        only ``require_auth(allow_options=False)`` would authenticate it.
+        """
         if request.method == "OPTIONS":
-            return "", 204
+            return {"handler": "ran"}
+        return user()
+
+    @app.post("/write")
+    @require_auth
+    def write() -> dict[str, Any]:
+        """An unsafe method: cookie tokens need a same-origin or trusted Origin."""
         return user()
 
     @app.get("/sync")

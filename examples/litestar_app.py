@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from litestar import Controller, Litestar, Request, Response, get, route
+from litestar import Controller, Litestar, Request, Response, get, post, route
 from litestar.di import NamedDependency
 from litestar.openapi import OpenAPIConfig
 
@@ -122,10 +122,20 @@ async def optional(request: AnyRequest) -> dict[str, Any]:
 @route("/preflight", http_method=["GET", "OPTIONS"])
 @require_auth
 async def preflight(request: AnyRequest) -> Response[Any]:
-    """``OPTIONS`` (CORS preflight) reaches the handler without authentication."""
+    """A handler that declares ``OPTIONS``: the guard answers a preflight (204 + Allow) itself.
+
+    The ``OPTIONS`` branch never runs (a guarded body needs a session).
+    """
     if request.method == "OPTIONS":
-        return Response(content=None, status_code=204)
+        return Response(content={"handler": "ran"})
     return Response(content=user(request))
+
+
+@post("/write", status_code=200)
+@require_auth
+async def write(request: AnyRequest) -> dict[str, Any]:
+    """An unsafe method: cookie tokens need a same-origin or trusted Origin."""
+    return user(request)
 
 
 @get("/sync", sync_to_thread=True)
@@ -184,6 +194,7 @@ def create_app(auth: ClerkAuth | None = None) -> Litestar:
             request_arg,
             optional,
             preflight,
+            write,
             sync_handler,
             async_handler,
             me,

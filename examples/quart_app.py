@@ -120,9 +120,18 @@ def create_app(auth: ClerkAuth | None = None) -> Quart:
     @app.route("/preflight", methods=["GET", "OPTIONS"])
     @require_auth
     async def preflight() -> Any:
-        """``OPTIONS`` (CORS preflight) reaches the view without authentication."""
+        """A view that declares ``OPTIONS``: the guard answers a preflight (204 + Allow) itself.
+
+        The ``OPTIONS`` branch never runs (a guarded body needs a session).
+        """
         if request.method == "OPTIONS":
-            return "", 204
+            return {"handler": "ran"}
+        return user()
+
+    @app.post("/write")
+    @require_auth
+    async def write() -> dict[str, Any]:
+        """An unsafe method: cookie tokens need a same-origin or trusted Origin."""
         return user()
 
     @app.get("/sync")

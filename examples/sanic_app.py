@@ -22,7 +22,7 @@ import asyncio
 from typing import Any
 
 from sanic import Blueprint, Request, Sanic
-from sanic.response import HTTPResponse, empty, json
+from sanic.response import HTTPResponse, json
 from sanic.views import HTTPMethodView
 
 from clerkguard import ClerkAuth, Session
@@ -123,9 +123,19 @@ async def optional(request: Request) -> HTTPResponse:
 @api.route("/preflight", methods=["GET", "OPTIONS"])
 @require_auth
 async def preflight(request: Request) -> HTTPResponse:
-    """``OPTIONS`` (CORS preflight) reaches the handler without authentication."""
+    """A handler that declares ``OPTIONS``: the guard answers a preflight (204 + Allow) itself.
+
+    The ``OPTIONS`` branch never runs (a guarded body needs a session).
+    """
     if request.method == "OPTIONS":
-        return empty(status=204)
+        return json({"handler": "ran"})
+    return user(request)
+
+
+@api.post("/write")
+@require_auth
+async def write(request: Request) -> HTTPResponse:
+    """An unsafe method: cookie tokens need a same-origin or trusted Origin."""
     return user(request)
 
 

@@ -19,7 +19,7 @@ from clerkguard import ClerkAuth
 from clerkguard.testing import LocalIssuer
 
 from .harness import Harness
-from .table import mint_tokens
+from .table import TRUSTED_ORIGIN, mint_tokens
 
 #: Frameworks in the shared table; each name is also the package to import.
 FRAMEWORKS: list[str] = [
@@ -31,6 +31,16 @@ FRAMEWORKS: list[str] = [
 ]
 
 HarnessFactory = Callable[[ClerkAuth], Harness]
+
+
+def table_auth(issuer: LocalIssuer, **options: Any) -> ClerkAuth:
+    """The ``ClerkAuth`` every table app runs on: the table's frontend is an authorized party."""
+    return issuer.auth(authorized_parties=[TRUSTED_ORIGIN], **options)
+
+
+def table_env(issuer: LocalIssuer) -> dict[str, str]:
+    """The same configuration as ``CLERK_*`` variables, for apps under real servers."""
+    return {**issuer.env(), "CLERK_AUTHORIZED_PARTIES": TRUSTED_ORIGIN}
 
 
 def load_factory(framework: str) -> HarnessFactory:
@@ -69,7 +79,7 @@ def dead_jwks_uri() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def tokens(table_issuer: LocalIssuer) -> dict[str, str]:
     """The tokens the table's templates name."""
-    with table_issuer.auth() as auth:
+    with table_auth(table_issuer) as auth:
         return mint_tokens(table_issuer, auth)
 
 
@@ -85,7 +95,7 @@ def make_harness(request: pytest.FixtureRequest) -> HarnessFactory:
 @pytest.fixture(scope="session")
 def harness(make_harness: HarnessFactory, table_issuer: LocalIssuer) -> Iterator[Harness]:
     """The framework's app on a live issuer, shared by the whole table."""
-    auth = table_issuer.auth()
+    auth = table_auth(table_issuer)
     built = make_harness(auth)
     yield built
     close_harness(built)
@@ -97,7 +107,7 @@ def down_harness(
     make_harness: HarnessFactory, table_issuer: LocalIssuer, dead_jwks_uri: str
 ) -> Iterator[Harness]:
     """The framework's app whose keys can't be fetched (cold cache, dead port)."""
-    auth = table_issuer.auth(jwks_uri=dead_jwks_uri, http_timeout=2.0)
+    auth = table_auth(table_issuer, jwks_uri=dead_jwks_uri, http_timeout=2.0)
     built = make_harness(auth)
     yield built
     close_harness(built)

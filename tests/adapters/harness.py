@@ -38,10 +38,11 @@ import asyncio
 import importlib.util
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, Protocol, Union
 from unittest import mock
 
 from clerkguard import Session
@@ -50,6 +51,8 @@ __all__ = [
     "ALLOWED_USER",
     "PERMISSION",
     "Harness",
+    "Headers",
+    "header_list",
     "Result",
     "async_allow_user",
     "is_request_of",
@@ -61,6 +64,18 @@ __all__ = [
 ALLOWED_USER = "user_allowed"
 #: The permission ``/perm`` requires.
 PERMISSION = "org:reports:read"
+
+
+#: Request headers: a mapping, or (name, value) pairs where a name may repeat.
+Headers = Union[Mapping[str, str], Sequence[tuple[str, str]]]  # noqa: UP007 - a runtime alias on 3.10
+
+
+def header_list(headers: Headers | None, cookies: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """Headers as pairs (repeated names kept), with ``cookies`` as one ``Cookie`` header."""
+    pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or ())
+    if cookies:
+        pairs.append(("Cookie", "; ".join(f"{name}={value}" for name, value in cookies.items())))
+    return pairs
 
 
 @dataclass
@@ -82,10 +97,10 @@ class Harness(Protocol):
         method: str,
         path: str,
         *,
-        headers: dict[str, str] | None = None,
+        headers: Headers | None = None,
         cookies: dict[str, str] | None = None,
     ) -> Result:
-        """Send one request through the framework's test client."""
+        """Send one request through the framework's test client (repeated header names kept)."""
         ...
 
 

@@ -20,6 +20,7 @@ from werkzeug.test import Client
 from clerkguard import ClerkAuth
 from clerkguard.rules import has_permission
 
+from . import harness
 from .harness import (
     PERMISSION,
     Result,
@@ -82,7 +83,12 @@ def build_app(auth: ClerkAuth) -> bottle.Bottle:
     @require_auth
     def preflight() -> Any:
         if bottle.request.method == "OPTIONS":
-            return bottle.HTTPResponse(status=204)
+            return {"handler": "ran"}  # never: the guard answers OPTIONS itself
+        return me()
+
+    @app.post("/write")
+    @require_auth
+    def write() -> dict[str, Any]:
         return me()
 
     @app.get("/sync")
@@ -114,13 +120,11 @@ class BottleHarness:
         method: str,
         path: str,
         *,
-        headers: dict[str, str] | None = None,
+        headers: harness.Headers | None = None,
         cookies: dict[str, str] | None = None,
     ) -> Result:
         """Send one request through the WSGI app."""
-        sent = dict(headers or {})
-        if cookies:
-            sent["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
+        sent = harness.header_list(headers, cookies)
         response = self.client.open(path, method=method, headers=sent)
         return Result(
             status=response.status_code,

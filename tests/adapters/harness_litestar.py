@@ -24,13 +24,6 @@ def build_app(auth: ClerkAuth) -> Litestar:
     return app
 
 
-def cookie_header(cookies: dict[str, str] | None) -> dict[str, str]:
-    """A ``Cookie`` header (httpx deprecates per-request ``cookies=``)."""
-    if not cookies:
-        return {}
-    return {"Cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}
-
-
 class LitestarHarness:
     """The app behind one ``TestClient`` whose lifespan spans the harness."""
 
@@ -45,10 +38,10 @@ class LitestarHarness:
         method: str,
         path: str,
         *,
-        headers: dict[str, str] | None = None,
+        headers: harness.Headers | None = None,
         cookies: dict[str, str] | None = None,
     ) -> Result:
-        response = self.client.request(method, path, headers={**(headers or {}), **cookie_header(cookies)})
+        response = self.client.request(method, path, headers=harness.header_list(headers, cookies))
         return Result(
             status=response.status_code,
             headers={k.lower(): v for k, v in response.headers.items()},

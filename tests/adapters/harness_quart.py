@@ -10,6 +10,7 @@ import asyncio
 from types import ModuleType
 
 import quart
+from werkzeug.datastructures import Headers
 
 from clerkguard import ClerkAuth
 
@@ -42,16 +43,14 @@ class QuartHarness:
         method: str,
         path: str,
         *,
-        headers: dict[str, str] | None = None,
+        headers: harness.Headers | None = None,
         cookies: dict[str, str] | None = None,
     ) -> Result:
-        """Send one request through Quart's test client."""
-        sent = dict(headers or {})
-        if cookies:
-            sent["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
+        """Send one request through Quart's test client (repeated header lines kept)."""
+        sent = Headers(harness.header_list(headers, cookies))
         return self.loop.run_until_complete(self._request(method, path, sent))
 
-    async def _request(self, method: str, path: str, headers: dict[str, str]) -> Result:
+    async def _request(self, method: str, path: str, headers: Headers) -> Result:
         response = await self.client.open(path, method=method, headers=headers)
         body = await response.get_data()
         return Result(

@@ -36,13 +36,6 @@ def build_app(auth: ClerkAuth, name: str | None = None) -> Sanic[Any, Any]:
     return app
 
 
-def cookie_header(cookies: dict[str, str] | None) -> dict[str, str]:
-    """A ``Cookie`` header (httpx deprecates per-request ``cookies=``)."""
-    if not cookies:
-        return {}
-    return {"Cookie": "; ".join(f"{name}={value}" for name, value in cookies.items())}
-
-
 class SanicHarness:
     """The app behind Sanic's ASGI test client, driven on one private event loop."""
 
@@ -58,10 +51,10 @@ class SanicHarness:
         method: str,
         path: str,
         *,
-        headers: dict[str, str] | None = None,
+        headers: harness.Headers | None = None,
         cookies: dict[str, str] | None = None,
     ) -> Result:
-        all_headers = {**(headers or {}), **cookie_header(cookies)}
+        all_headers = harness.header_list(headers, cookies)
         _, response = self.loop.run_until_complete(
             self.client.request(method, path, headers=all_headers, gather_request=False)
         )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from clerkguard import ClerkAuth
-from clerkguard.adapters import cookie_names_for
+from clerkguard.adapters import client_uat_names_for, cookie_names_for
 from clerkguard.testing import LocalIssuer
 
 from .harness import ALLOWED_USER, PERMISSION
@@ -30,6 +30,12 @@ ADMIN_USER = "user_admin"
 PERM_USER = "user_with_permission"
 #: The oversized token: 9000 characters, more than the 8 KiB limit.
 OVERSIZED = "a" * 3000 + "." + "b" * 3000 + "." + "c" * 2998
+
+#: The origin every table app trusts (the harness's ``ClerkAuth`` has it in ``authorized_parties``).
+TRUSTED_ORIGIN = "http://localhost:3000"
+EVIL_ORIGIN = "https://evil.example"
+#: What a browser sends with a cross-site form POST or websocket handshake.
+CROSS_SITE = {"Origin": EVIL_ORIGIN, "Sec-Fetch-Site": "cross-site"}
 
 NO_ERROR = "Bearer"
 INVALID = 'Bearer error="invalid_token"'
@@ -52,6 +58,8 @@ class Case:
         cookies: Request cookies (names and values are templates).
         json: Keys the JSON success body must have, with these values.
         keys: ``"up"`` (live local issuer) or ``"down"`` (dead port, cold cache).
+        repeated: Extra header lines sent after ``headers`` (a name may repeat).
+        expect_headers: Response headers that must contain these substrings.
     """
 
     name: str
@@ -64,15 +72,18 @@ class Case:
     cookies: Mapping[str, str] = field(default_factory=dict)
     json: Mapping[str, Any] | None = None
     keys: Literal["up", "down"] = "up"
+    repeated: tuple[tuple[str, str], ...] = ()
+    expect_headers: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def token_sent(self) -> bool:
         """Whether the request carries something the guard treats as a token."""
         return self.reason not in (None, "token-missing")
 
-    def render(self, tokens: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-        """Headers and cookies with every ``{name}`` replaced from ``tokens``."""
-        headers = {k: v.format_map(tokens) for k, v in self.headers.items()}
+    def render(self, tokens: Mapping[str, str]) -> tuple[list[tuple[str, str]], dict[str, str]]:
+        """Header lines and cookies with every ``{name}`` replaced from ``tokens``."""
+        lines = [*self.headers.items(), *self.repeated]
+        headers = [(k, v.format_map(tokens)) for k, v in lines]
         cookies = {k.format_map(tokens): v.format_map(tokens) for k, v in self.cookies.items()}
         return headers, cookies
 
@@ -83,12 +94,19 @@ class Case:
 def mint_tokens(issuer: LocalIssuer, auth: ClerkAuth) -> dict[str, str]:
     """The tokens (and the suffixed cookie name) the table's templates name."""
     long = 3600  # the whole run fits in one token lifetime
+    now = int(issuer.clock()) - 10  # one iat for all, so one __client_uat fits every cookie token
     other = LocalIssuer(kid=issuer.kid)  # same kid, different key: a forgery
     return {
-        "member": issuer.mint(user_id=MEMBER_USER, org_role="member", expires_in=long),
-        "admin": issuer.mint(user_id=ADMIN_USER, org_role="admin", expires_in=long),
-        "allowed": issuer.mint(user_id=ALLOWED_USER, expires_in=long),
-        "perm": issuer.mint(user_id=PERM_USER, org_role="analyst", permissions=[PERMISSION], expires_in=long),
+        "member": issuer.mint(user_id=MEMBER_USER, org_role="member", expires_in=long, issued_at=now),
+        "admin": issuer.mint(user_id=ADMIN_USER, org_role="admin", expires_in=long, issued_at=now),
+        "allowed": issuer.mint(user_id=ALLOWED_USER, expires_in=long, issued_at=now),
+        "perm": issuer.mint(
+            user_id=PERM_USER,
+            org_role="analyst",
+            permissions=[PERMISSION],
+            expires_in=long,
+            issued_at=now,
+        ),
         "expired": issuer.mint(issued_at=issuer.clock() - 3600, expires_in=60),
         "forged": other.mint(user_id=ADMIN_USER, org_role="admin", expires_in=long),
         "wrong_issuer": issuer.mint(iss="https://evil.example.com", expires_in=long),
@@ -96,7 +114,16 @@ def mint_tokens(issuer: LocalIssuer, auth: ClerkAuth) -> dict[str, str]:
         "alg_none": issuer.mint(header={"alg": "none"}, expires_in=long),
         "oversized": OVERSIZED,
         "suffixed_cookie": cookie_names_for(auth)[0],
+        "suffixed_uat": client_uat_names_for(auth)[0],
+        "uat": str(now),  # __client_uat equal to the tokens' iat: accepted
+        "uat_later": str(now + 600),  # a sign-in change after the token was issued
+        "trusted_origin": TRUSTED_ORIGIN,
     }
+
+
+def _cookie(token: str, uat: str | None = "{uat}") -> dict[str, str]:
+    """A browser's Clerk cookies: ``__session`` and (unless ``None``) ``__client_uat``."""
+    return {"__session": f"{{{token}}}"} | ({} if uat is None else {"__client_uat": uat})
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -127,7 +154,7 @@ CASES: list[Case] = [
         "GET",
         "/protected",
         200,
-        cookies={"__session": "{admin}"},
+        cookies=_cookie("admin"),
         json={"user_id": ADMIN_USER, "org_role": "org:admin"},
     ),
     Case(
@@ -135,7 +162,7 @@ CASES: list[Case] = [
         "GET",
         "/protected",
         200,
-        cookies={"{suffixed_cookie}": "{member}"},
+        cookies={"{suffixed_cookie}": "{member}", "{suffixed_uat}": "{uat}", "__client_uat": "0"},
         json={"user_id": MEMBER_USER},
     ),
     Case(
@@ -144,7 +171,7 @@ CASES: list[Case] = [
         "/protected",
         200,
         headers={"Authorization": "Basic dXNlcjpwYXNz"},
-        cookies={"__session": "{member}"},
+        cookies=_cookie("member"),
         json={"user_id": MEMBER_USER},
     ),
     Case(
@@ -164,7 +191,7 @@ CASES: list[Case] = [
         "token-malformed",
         INVALID,
         headers={"Authorization": "Bearer not-a-jwt"},
-        cookies={"__session": "{member}"},
+        cookies=_cookie("member"),
     ),
     Case(
         "good-bearer-wins-over-bad-cookie",
@@ -172,7 +199,7 @@ CASES: list[Case] = [
         "/protected",
         200,
         headers=_bearer("admin"),
-        cookies={"__session": "{forged}"},
+        cookies=_cookie("forged"),
         json={"user_id": ADMIN_USER},
     ),
     Case(
@@ -183,7 +210,7 @@ CASES: list[Case] = [
         "token-malformed",
         INVALID,
         headers={"Authorization": "Bearer"},
-        cookies={"__session": "{member}"},
+        cookies=_cookie("member"),
     ),
     Case(
         "bad-cookie",
@@ -192,7 +219,7 @@ CASES: list[Case] = [
         401,
         "token-invalid-signature",
         INVALID,
-        cookies={"__session": "{forged}"},
+        cookies=_cookie("forged"),
     ),
     # -- bad tokens ------------------------------------------------------------------
     Case("expired", "GET", "/protected", 401, "token-expired", INVALID, headers=_bearer("expired")),
@@ -229,7 +256,7 @@ CASES: list[Case] = [
         401,
         "token-too-large",
         INVALID,
-        cookies={"__session": "{oversized}"},
+        cookies=_cookie("oversized"),
     ),
     # -- rules and authorize ------------------------------------------------------------
     Case("admin-role-ok", "GET", "/admin", 200, headers=_bearer("admin"), json={"user_id": ADMIN_USER}),
@@ -301,8 +328,27 @@ CASES: list[Case] = [
         headers=_bearer("expired"),
     ),
     # -- OPTIONS (CORS preflight) -------------------------------------------------------------
-    Case("options-passes-with-bad-token", "OPTIONS", "/preflight", 204, headers=_bearer("forged")),
-    Case("options-passes-without-token", "OPTIONS", "/preflight", 204),
+    # The guard answers OPTIONS with the framework's default (204 + Allow); the
+    # handler's own OPTIONS branch (which would answer {"handler": "ran"}) never runs.
+    Case(
+        "options-answered-without-the-handler-bad-token",
+        "OPTIONS",
+        "/preflight",
+        204,
+        headers=_bearer("forged"),
+        expect_headers={"allow": "GET"},
+    ),
+    Case(
+        "options-answered-without-the-handler", "OPTIONS", "/preflight", 204, expect_headers={"allow": "GET"}
+    ),
+    Case(
+        "options-answered-without-the-handler-good-token",
+        "OPTIONS",
+        "/preflight",
+        204,
+        headers=_bearer("member"),
+        expect_headers={"allow": "OPTIONS"},
+    ),
     Case("preflight-get-still-guarded", "GET", "/preflight", 401, "token-missing", NO_ERROR),
     Case(
         "preflight-get-ok", "GET", "/preflight", 200, headers=_bearer("member"), json={"user_id": MEMBER_USER}
@@ -327,6 +373,201 @@ CASES: list[Case] = [
     ),
     Case(
         "async-bad-token", "GET", "/async", 401, "token-invalid-signature", INVALID, headers=_bearer("forged")
+    ),
+    # -- Authorization header edge cases ------------------------------------------------------
+    Case(
+        "bearer-tab-is-still-bearer",
+        "GET",
+        "/protected",
+        401,
+        "token-malformed",
+        INVALID,
+        headers={"Authorization": "Bearer\tgarbage"},
+        cookies=_cookie("member"),
+    ),
+    Case(
+        "bearer-tab-valid-token",
+        "GET",
+        "/protected",
+        200,
+        headers={"Authorization": "Bearer\t{member}"},
+        json={"user_id": MEMBER_USER},
+    ),
+    Case(
+        "two-authorization-headers",
+        "GET",
+        "/protected",
+        401,
+        "token-ambiguous",
+        INVALID,
+        headers=_bearer("member"),
+        repeated=(("Authorization", "Bearer {admin}"),),
+    ),
+    Case(
+        "two-identical-authorization-headers",
+        "GET",
+        "/protected",
+        401,
+        "token-ambiguous",
+        INVALID,
+        headers=_bearer("member"),
+        repeated=(("Authorization", "Bearer {member}"),),
+    ),
+    Case(
+        "token-scheme-is-no-bearer",
+        "GET",
+        "/protected",
+        401,
+        "token-missing",
+        NO_ERROR,
+        headers={"Authorization": "Token {member}"},
+    ),
+    # -- cookies: one parser, Clerk's __client_uat rule --------------------------------------
+    Case(
+        "two-different-session-cookies",
+        "GET",
+        "/protected",
+        401,
+        "token-ambiguous",
+        INVALID,
+        headers={"Cookie": "__session={member}; __session={admin}; __client_uat={uat}"},
+    ),
+    Case(
+        "two-identical-session-cookies",
+        "GET",
+        "/protected",
+        200,
+        headers={"Cookie": "__session={member}; __client_uat={uat}; __session={member}"},
+        json={"user_id": MEMBER_USER},
+    ),
+    Case(
+        "cookie-without-client-uat",
+        "GET",
+        "/protected",
+        401,
+        "session-token-without-client-uat",
+        INVALID,
+        cookies=_cookie("member", uat=None),
+    ),
+    Case(
+        "cookie-client-uat-zero",
+        "GET",
+        "/protected",
+        401,
+        "session-token-without-client-uat",
+        INVALID,
+        cookies=_cookie("member", uat="0"),
+    ),
+    Case(
+        "cookie-client-uat-garbage",
+        "GET",
+        "/protected",
+        401,
+        "session-token-without-client-uat",
+        INVALID,
+        cookies=_cookie("member", uat="12ab"),
+    ),
+    Case(
+        "cookie-older-than-client-uat",
+        "GET",
+        "/protected",
+        401,
+        "session-token-iat-before-client-uat",
+        INVALID,
+        cookies=_cookie("member", uat="{uat_later}"),
+    ),
+    Case(
+        "bearer-needs-no-client-uat",
+        "GET",
+        "/protected",
+        200,
+        headers=_bearer("member"),
+        cookies={"__client_uat": "{uat_later}"},
+        json={"user_id": MEMBER_USER},
+    ),
+    # -- cookies on unsafe methods: the origin check ------------------------------------------
+    Case(
+        "cross-site-cookie-post",
+        "POST",
+        "/write",
+        403,
+        "cross-site-request",
+        SCOPE,
+        headers=CROSS_SITE,
+        cookies=_cookie("member"),
+    ),
+    Case(
+        "same-site-sibling-cookie-post",
+        "POST",
+        "/write",
+        403,
+        "cross-site-request",
+        SCOPE,
+        headers={"Origin": "https://evil.localhost", "Sec-Fetch-Site": "same-site"},
+        cookies=_cookie("member"),
+    ),
+    Case(
+        "null-origin-cookie-post",
+        "POST",
+        "/write",
+        403,
+        "cross-site-request",
+        SCOPE,
+        headers={"Origin": "null"},
+        cookies=_cookie("member"),
+    ),
+    Case(
+        "cross-site-cookie-post-bad-token-is-401",
+        "POST",
+        "/write",
+        401,
+        "token-invalid-signature",
+        INVALID,
+        headers=CROSS_SITE,
+        cookies=_cookie("forged"),
+    ),
+    Case(
+        "same-origin-cookie-post",
+        "POST",
+        "/write",
+        200,
+        headers={"Origin": EVIL_ORIGIN, "Sec-Fetch-Site": "same-origin"},
+        cookies=_cookie("member"),
+        json={"user_id": MEMBER_USER},
+    ),
+    Case(
+        "trusted-origin-cookie-post",
+        "POST",
+        "/write",
+        200,
+        headers={"Origin": "{trusted_origin}", "Sec-Fetch-Site": "cross-site"},
+        cookies=_cookie("member"),
+        json={"user_id": MEMBER_USER},
+    ),
+    Case(
+        "non-browser-cookie-post",
+        "POST",
+        "/write",
+        200,
+        cookies=_cookie("member"),
+        json={"user_id": MEMBER_USER},
+    ),
+    Case(
+        "cross-site-bearer-post",
+        "POST",
+        "/write",
+        200,
+        headers={**CROSS_SITE, "Authorization": "Bearer {member}"},
+        json={"user_id": MEMBER_USER},
+    ),
+    Case(
+        "cross-site-cookie-get-is-safe",
+        "GET",
+        "/protected",
+        200,
+        headers=CROSS_SITE,
+        cookies=_cookie("member"),
+        json={"user_id": MEMBER_USER},
     ),
     # -- key outage on a cold cache -------------------------------------------------------------
     Case(

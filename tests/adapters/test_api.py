@@ -21,15 +21,20 @@ from clerkguard import AuthError, ClerkAuth, ConfigurationError, Forbidden, Sess
 from clerkguard.adapters import (
     Adapter,
     Guard,
+    Preflight,
     auth_from_config,
     build_require_auth,
+    client_uat_names_for,
     cookie_names_for,
     guard_of,
+    origin_matches_host,
+    parse_cookies,
     token_from_authorization,
+    token_from_authorization_values,
     unguarded_views,
 )
 from clerkguard.rules import all_of, any_of, has_permission, has_role, in_org, rules_from
-from clerkguard.testing import LocalIssuer
+from clerkguard.testing import LocalIssuer, cookie_header, session_cookies
 
 Mint = Callable[..., str]
 
@@ -49,10 +54,9 @@ class DictAdapter(Adapter[Req]):
     """The six hooks over :class:`Req`; handlers receive the request first."""
 
     def header(self, request: Req, name: str) -> str | None:
+        if name == "cookie" and request.cookies:
+            return cookie_header(request.cookies)
         return {k.lower(): v for k, v in request.headers.items()}.get(name)
-
-    def cookie(self, request: Req, name: str) -> str | None:
-        return request.cookies.get(name)
 
     def method(self, request: Req) -> str:
         return request.method
@@ -68,17 +72,22 @@ class DictAdapter(Adapter[Req]):
     def reject(self, request: Req, error: AuthError) -> Any:
         return ("rejected", error.status, error.reason)
 
+    def options_response(self, request: Req) -> Any:
+        return ("options", 204)
+
 
 def guard(auth: ClerkAuth, **options: Any) -> Guard[Req]:
     return build_require_auth(DictAdapter(auth)).guard(**options)
 
 
 def decide(g: Guard[Req], request: Req) -> tuple[int, str | None]:
-    """(status, reason) of the sync check."""
+    """(status, reason) of the sync check; ``(204, "preflight")`` for an OPTIONS the framework answers."""
     try:
         g.check(request)
     except AuthError as error:
         return error.status, error.reason
+    except Preflight:
+        return 204, "preflight"
     return 200, None
 
 
@@ -87,6 +96,8 @@ async def adecide(g: Guard[Req], request: Req) -> tuple[int, str | None]:
         await g.acheck(request)
     except AuthError as error:
         return error.status, error.reason
+    except Preflight:
+        return 204, "preflight"
     return 200, None
 
 
@@ -114,39 +125,210 @@ class TestTokenSources:
     def test_cookie_only_ignores_the_header(self, clerk_auth: ClerkAuth, clerk_token: Mint) -> None:
         g = guard(clerk_auth, token_sources=("cookie",))
         assert decide(g, Req(headers=bearer(clerk_token()))) == (401, "token-missing")
-        assert decide(g, Req(cookies={"__session": clerk_token()})) == (200, None)
+        assert decide(g, Req(cookies=session_cookies(clerk_token()))) == (200, None)
 
     def test_header_only_ignores_the_cookie(self, clerk_auth: ClerkAuth, clerk_token: Mint) -> None:
         g = guard(clerk_auth, token_sources=("header",))
-        assert decide(g, Req(cookies={"__session": clerk_token()})) == (401, "token-missing")
+        assert decide(g, Req(cookies=session_cookies(clerk_token()))) == (401, "token-missing")
 
     def test_cookie_first_when_asked(self, clerk_auth: ClerkAuth, clerk_token: Mint) -> None:
         g = guard(clerk_auth, token_sources=("cookie", "header"))
-        request = Req(headers=bearer("garbage"), cookies={"__session": clerk_token()})
+        request = Req(headers=bearer("garbage"), cookies=session_cookies(clerk_token()))
         assert decide(g, request) == (200, None)
 
     def test_custom_cookie_names(self, clerk_auth: ClerkAuth, clerk_token: Mint) -> None:
         g = guard(clerk_auth, cookie_names=["app_session"])
-        assert decide(g, Req(cookies={"app_session": clerk_token()})) == (200, None)
-        assert decide(g, Req(cookies={"__session": clerk_token()})) == (401, "token-missing")
+        token = clerk_token()
+        cookies = {"app_session": token, "__client_uat": session_cookies(token)["__client_uat"]}
+        assert decide(g, Req(cookies=cookies)) == (200, None)
+        assert decide(g, Req(cookies=session_cookies(clerk_token()))) == (401, "token-missing")
 
     def test_suffixed_cookie_wins_over_the_plain_one(self, clerk_auth: ClerkAuth, clerk_token: Mint) -> None:
         suffixed, plain = cookie_names_for(clerk_auth)
         assert plain == "__session"
         assert suffixed.startswith("__session_")
         assert len(suffixed) == len("__session_") + 8
-        request = Req(cookies={suffixed: clerk_token(user_id="user_suffixed"), plain: "garbage"})
+        token = clerk_token(user_id="user_suffixed")
+        uat = session_cookies(token)["__client_uat"]
+        uat_suffixed = client_uat_names_for(clerk_auth)[0]
+        request = Req(cookies={suffixed: token, plain: "garbage", uat_suffixed: uat, "__client_uat": "0"})
         g = guard(clerk_auth)
-        g.check(request)
-        assert decide(g, request) == (200, None)
+        session = g.check(request)
+        assert session is not None
+        assert session.user_id == "user_suffixed"
 
     def test_empty_cookie_is_no_token(self, clerk_auth: ClerkAuth) -> None:
         assert decide(guard(clerk_auth), Req(cookies={"__session": ""})) == (401, "token-missing")
 
     def test_options_guarded_when_asked(self, clerk_auth: ClerkAuth) -> None:
-        assert decide(guard(clerk_auth), Req(method="OPTIONS")) == (200, None)
+        assert decide(guard(clerk_auth), Req(method="OPTIONS")) == (204, "preflight")
         strict = guard(clerk_auth, allow_options=False)
         assert decide(strict, Req(method="OPTIONS")) == (401, "token-missing")
+
+
+class TestRequestParsing:
+    """What must be identical in every framework is decided here, once."""
+
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            ("Bearer\tabc", "abc"),
+            ("Bearer\n abc", "abc"),
+            ("  Bearer abc", "abc"),
+            ("Bearer\u00a0abc", "abc"),  # any whitespace, as str.isspace says
+            ("Bearer\t", ""),
+            ("Token abc", None),
+            ("abc.def.ghi", None),
+        ],
+    )
+    def test_bearer_followed_by_any_whitespace(self, value: str, expected: str | None) -> None:
+        assert token_from_authorization(value) == expected
+
+    @pytest.mark.parametrize(
+        "values",
+        [
+            ["Bearer a", "Bearer b"],
+            ["Bearer a", "Bearer a"],
+            ["Bearer a, Bearer b"],  # what a WSGI server makes of two lines
+            ["Basic eDp5", "Bearer a"],
+            ["Bearer a,b"],
+            ["Basic eDp5", "Basic eDp6"],
+        ],
+    )
+    def test_two_credentials_are_ambiguous(self, values: list[str]) -> None:
+        with pytest.raises(AuthError) as caught:
+            token_from_authorization_values(values)
+        assert (caught.value.status, caught.value.reason) == (401, "token-ambiguous")
+
+    def test_one_credential_with_auth_params_is_not_ambiguous(self) -> None:
+        assert token_from_authorization_values(['Digest username="x", realm="y"']) is None
+        assert token_from_authorization_values([]) is None
+        assert token_from_authorization_values(["Bearer abc"]) == "abc"
+
+    def test_cookie_parser(self) -> None:
+        names = ("__session", "__client_uat")
+        assert parse_cookies(['a=1; __session="tok"; __client_uat=5'], names) == {
+            "__session": "tok",
+            "__client_uat": "5",
+        }
+        assert parse_cookies(["__session=; __session=tok"], names) == {"__session": "tok"}
+        assert parse_cookies(["__session=tok", "__session=tok"], names) == {"__session": "tok"}
+        assert parse_cookies(["x__session=1; __sessionx=2; __session"], names) == {}
+        with pytest.raises(AuthError) as caught:
+            parse_cookies(["__session=a; __session=b"], names)
+        assert caught.value.reason == "token-ambiguous"
+        assert "a" not in caught.value.detail.split()
+
+    @pytest.mark.parametrize(
+        ("origin", "host", "expected"),
+        [
+            ("https://api.example.com", "api.example.com", True),
+            ("https://api.example.com", "api.example.com:443", True),
+            ("http://127.0.0.1:8000", "127.0.0.1:8000", True),
+            ("http://[::1]:8000", "[::1]:8000", True),
+            ("HTTPS://API.example.com", "api.EXAMPLE.com", True),
+            ("https://api.example.com", "api.example.com:8443", False),
+            ("https://evil.example.com", "api.example.com", False),
+            ("null", "api.example.com", False),
+            ("https://api.example.com", None, False),
+            ("https://user@api.example.com", "api.example.com", False),
+            ("https://api.example.com:99999", "api.example.com", False),
+            ("ftp://api.example.com", "api.example.com", False),
+        ],
+    )
+    def test_origin_matches_host(self, origin: str, host: str | None, expected: bool) -> None:
+        assert origin_matches_host(origin, host) is expected
+
+
+class TestCookieRules:
+    def post(self, token: str, **headers: str) -> Req:
+        return Req(method="POST", headers=headers, cookies=session_cookies(token))
+
+    def test_origin_equal_to_host_passes(self, clerk_auth: ClerkAuth, clerk_token: Mint) -> None:
+        g = guard(clerk_auth)
+        request = self.post(clerk_token(), Origin="https://api.example.com", Host="api.example.com")
+        assert decide(g, request) == (200, None)
+        request = self.post(clerk_token(), Origin="https://app.example.com", Host="api.example.com")
+        assert decide(g, request) == (403, "cross-site-request")
+
+    def test_trusted_origins_option(self, clerk_auth: ClerkAuth, clerk_token: Mint) -> None:
+        g = guard(clerk_auth, trusted_origins=["https://app.example.com"])
+        request = self.post(
+            clerk_token(), Origin="https://app.example.com", **{"Sec-Fetch-Site": "same-site"}
+        )
+        assert decide(g, request) == (200, None)
+        with pytest.raises(ConfigurationError):
+            guard(clerk_auth, trusted_origins="https://app.example.com")  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError):
+            guard(clerk_auth, trusted_origins=["app.example.com"])
+
+    def test_checks_can_be_turned_off(self, clerk_auth: ClerkAuth, clerk_token: Mint) -> None:
+        token = clerk_token()
+        cross = Req(method="POST", headers={"Origin": "https://evil.example"}, cookies={"__session": token})
+        assert decide(guard(clerk_auth), cross) == (401, "session-token-without-client-uat")
+        assert decide(guard(clerk_auth, check_client_uat=False), cross) == (403, "cross-site-request")
+        assert decide(guard(clerk_auth, check_client_uat=False, check_origin=False), cross) == (200, None)
+
+    def test_websocket_handshake_is_origin_checked(self, clerk_auth: ClerkAuth, clerk_token: Mint) -> None:
+        class SocketAdapter(DictAdapter):
+            def is_websocket(self, request: Req) -> bool:
+                return True
+
+        g = build_require_auth(SocketAdapter(clerk_auth)).guard()
+        token = clerk_token()
+        handshake = Req(headers={"Origin": "https://evil.example"}, cookies=session_cookies(token))
+        assert decide(g, handshake) == (403, "cross-site-request")
+        handshake = Req(headers={"Origin": "https://evil.example", **bearer(token)})
+        assert decide(g, handshake) == (200, None)
+
+    def test_non_bearer_header_says_so(self, clerk_auth: ClerkAuth, clerk_token: Mint) -> None:
+        g = guard(clerk_auth)
+        for headers in ({"Authorization": clerk_token()}, {"Authorization": f"Token {clerk_token()}"}):
+            with pytest.raises(AuthError) as caught:
+                g.check(Req(headers=headers))
+            assert caught.value.reason == "token-missing"
+            assert "without the Bearer scheme" in caught.value.detail
+        with pytest.raises(AuthError) as caught:
+            g.check(Req())
+        assert caught.value.detail == "no session token was provided"
+
+
+class TestRefusalLog:
+    def test_debug_line_has_facts_never_the_token(
+        self, clerk_auth: ClerkAuth, clerk_issuer: LocalIssuer, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        expired = clerk_issuer.mint(issued_at=clerk_issuer.clock() - 3600, azp="https://app.example.com")
+        forged = LocalIssuer(kid=clerk_issuer.kid).mint()
+        g = guard(clerk_auth)
+        requests = [
+            Req(headers=bearer(expired)),
+            Req(headers=bearer(forged)),
+            Req(cookies=session_cookies(expired)),
+            Req(headers=bearer("x.y")),
+            Req(),
+        ]
+        with caplog.at_level(logging.DEBUG, logger="clerkguard"):
+            for request in requests:
+                with pytest.raises(AuthError):
+                    g.check(request)
+        lines = [r.getMessage() for r in caplog.records if r.name == "clerkguard.guard"]
+        assert len(lines) == len(requests)
+        assert "token-expired" in lines[0]
+        assert "source=header" in lines[0]
+        assert "'https://app.example.com'" in lines[0]
+        assert f"kid={clerk_issuer.kid!r}" in lines[0]
+        assert "token-invalid-signature" in lines[1]
+        assert "source=cookie" in lines[2]
+        assert "source=none" in lines[4]
+        text = "\n".join(lines)
+        for token in (expired, forged):
+            for segment in token.split("."):
+                assert segment not in text
+
+    def test_silent_unless_debug(self, clerk_auth: ClerkAuth, caplog: pytest.LogCaptureFixture) -> None:
+        with caplog.at_level(logging.INFO, logger="clerkguard"), pytest.raises(AuthError):
+            guard(clerk_auth).check(Req(headers=bearer("x.y")))
+        assert not [r for r in caplog.records if r.name == "clerkguard.guard"]
 
 
 def equivalence_requests(issuer: LocalIssuer) -> list[Req]:
@@ -157,7 +339,7 @@ def equivalence_requests(issuer: LocalIssuer) -> list[Req]:
         Req(headers=bearer(issuer.mint(org_role="member"))),
         Req(headers=bearer(issuer.mint(issued_at=issuer.clock() - 3600))),
         Req(headers={"Authorization": "Bearer"}),
-        Req(headers={"Authorization": "Basic eDp5"}, cookies={"__session": admin}),
+        Req(headers={"Authorization": "Basic eDp5"}, cookies=session_cookies(admin)),
         Req(headers=bearer("x" * 9000)),
         Req(method="OPTIONS", headers=bearer("bad")),
     ]

@@ -19,7 +19,7 @@ from werkzeug.test import Client
 
 from clerkguard import ClerkAuth, Session
 from clerkguard.adapters import Adapter, guard_of, unguarded_views
-from clerkguard.testing import LocalIssuer
+from clerkguard.testing import LocalIssuer, session_cookies
 
 from .harness_bottle import EXAMPLE, load_example
 
@@ -56,7 +56,8 @@ def test_valid_token_reaches_the_handler(client: Client, clerk_token: Mint) -> N
 
 def test_session_cookie_authenticates(clerk_auth: ClerkAuth, clerk_token: Mint) -> None:
     client = Client(load_example().create_app(clerk_auth))
-    client.set_cookie("__session", clerk_token(user_id="user_cookie"))
+    for name, value in session_cookies(clerk_token(user_id="user_cookie")).items():
+        client.set_cookie(name, value)
     assert client.get("/protected").get_json()["user_id"] == "user_cookie"
 
 
@@ -127,7 +128,7 @@ def test_every_route_of_the_example_is_guarded_in_the_right_order(clerk_auth: Cl
 def test_the_adapter_is_a_public_api_subclass() -> None:
     adapter = load_example().BottleAdapter()
     assert isinstance(adapter, Adapter)
-    hooks = ("header", "cookie", "method", "find_request", "store", "reject")
+    hooks = ("header", "method", "find_request", "store", "reject", "options_response")
     assert all(getattr(type(adapter), hook) is not getattr(Adapter, hook) for hook in hooks)
 
 

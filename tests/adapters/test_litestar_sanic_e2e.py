@@ -27,7 +27,8 @@ import pytest
 
 from clerkguard.testing import LocalIssuer
 
-from .harness import Result
+from .conftest import table_env
+from .harness import Headers, Result, header_list
 from .table import CASES, mint_tokens
 from .test_table import assert_answer, send
 
@@ -92,7 +93,7 @@ class Server:
 @contextmanager
 def serve(command: list[str], issuer: LocalIssuer, port: int) -> Iterator[Server]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLERK_")}
-    env.update(issuer.env())
+    env.update(table_env(issuer))
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     server = Server(command, env, port)
     try:
@@ -119,13 +120,11 @@ class HTTPHarness:
         method: str,
         path: str,
         *,
-        headers: dict[str, str] | None = None,
+        headers: Headers | None = None,
         cookies: dict[str, str] | None = None,
     ) -> Result:
-        headers = dict(headers or {})
-        if cookies:
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
-        response = self.client.request(method, path, headers=headers)
+        # httpx sends repeated names as separate header lines, over a real socket.
+        response = self.client.request(method, path, headers=header_list(headers, cookies))
         return Result(
             status=response.status_code,
             headers={k.lower(): v for k, v in response.headers.items()},

@@ -6,9 +6,12 @@ import pytest
 
 from clerkguard.testing import LocalIssuer
 
-from .conftest import FRAMEWORKS, HarnessFactory, close_harness, load_factory
+from .conftest import FRAMEWORKS, HarnessFactory, close_harness, load_factory, table_auth
 from .harness import Harness, Result
 from .table import CASES, Case
+
+#: Template values that are not tokens (names and plain values a response may well contain).
+NOT_TOKENS = {"suffixed_cookie", "suffixed_uat", "uat", "uat_later", "trusted_origin"}
 
 ERRORS = {
     401: ("invalid_token", "unauthorized"),
@@ -52,6 +55,8 @@ def assert_answer(case: Case, result: Result) -> None:
         assert {k: result.json.get(k) for k in case.json} == dict(case.json)
     if case.status == 204:
         assert result.json is None
+    for name, expected in case.expect_headers.items():
+        assert expected in result.headers.get(name, ""), f"{case.name}: {name}: {result.headers.get(name)!r}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
@@ -71,12 +76,12 @@ def test_tokens_are_not_echoed(harness: Harness, tokens: dict[str, str]) -> None
         result = send(harness, case, tokens)
         body = repr(result.json) + repr(result.headers)
         for name, token in tokens.items():
-            if name != "suffixed_cookie":
+            if name not in NOT_TOKENS:
                 assert token not in body, f"{case.name} echoed the {name} token"
 
 
 def test_jwks_fetched_once_for_many_requests(make_harness: HarnessFactory, table_issuer: LocalIssuer) -> None:
-    auth = table_issuer.auth()
+    auth = table_auth(table_issuer)
     harness = make_harness(auth)
     try:
         for i in range(12):  # distinct tokens: each is a real verification, not a cache hit
@@ -99,8 +104,8 @@ def test_all_harnesses_agree(table_issuer: LocalIssuer, tokens: dict[str, str], 
     for name in available:
         factory = load_factory(name)
         auths = {
-            "up": table_issuer.auth(),
-            "down": table_issuer.auth(jwks_uri=dead_jwks_uri, http_timeout=2.0),
+            "up": table_auth(table_issuer),
+            "down": table_auth(table_issuer, jwks_uri=dead_jwks_uri, http_timeout=2.0),
         }
         built = {keys: factory(auth) for keys, auth in auths.items()}
         try:
