@@ -509,7 +509,7 @@ class Guard(Generic[RequestT]):
         found = self.credential(request, auth)
         return None if found is None else found[0]
 
-    def _start(self, request: RequestT) -> tuple[ClerkAuth, str, TokenSource] | None:
+    def _start(self, request: RequestT) -> tuple[ClerkAuth, str, TokenSource, int] | None:
         """Everything before verification; ``None`` = an anonymous ``optional`` request."""
         if self.options.allow_options and self.adapter.method(request) == "OPTIONS":
             raise Preflight
@@ -524,9 +524,10 @@ class Guard(Generic[RequestT]):
             # "Authorization: Bearer" with nothing after it was sent: a bad
             # token, not an absent one (and it still wins over the cookie).
             raise NotAuthenticated("token-malformed", "the Bearer credentials are empty")
+        uat = 0
         if source == "cookie" and self.options.check_client_uat:
-            self._client_uat(request, auth)  # signed out: refuse before any crypto
-        return auth, token, source
+            uat = self._client_uat(request, auth)  # signed out: refuse before any crypto
+        return auth, token, source, uat
 
     def _missing(self, request: RequestT) -> NotAuthenticated:
         if "header" in self._sources and self.adapter.header_values(request, "authorization"):
@@ -552,10 +553,10 @@ class Guard(Generic[RequestT]):
             )
         return uat
 
-    def _cookie_rules(self, request: RequestT, auth: ClerkAuth, session: Session) -> None:
+    def _cookie_rules(self, request: RequestT, auth: ClerkAuth, session: Session, uat: int) -> None:
         """What a verified cookie token must also pass (tokens from headers skip this)."""
         options = self.options
-        if options.check_client_uat and session.issued_at < self._client_uat(request, auth):
+        if options.check_client_uat and session.issued_at < uat:
             raise NotAuthenticated(
                 "session-token-iat-before-client-uat",
                 "the session cookie predates the client's last sign-in change: "
@@ -620,10 +621,10 @@ class Guard(Generic[RequestT]):
             started = self._start(request)
             if started is None:
                 return None
-            auth, token, source = started
+            auth, token, source, uat = started
             session = auth.verify(token)
             if source == "cookie":
-                self._cookie_rules(request, auth, session)
+                self._cookie_rules(request, auth, session, uat)
             for callback, what in self._callbacks(auth):
                 result: object = None
                 try:
@@ -651,10 +652,10 @@ class Guard(Generic[RequestT]):
             started = self._start(request)
             if started is None:
                 return None
-            auth, token, source = started
+            auth, token, source, uat = started
             session = await auth.averify(token)
             if source == "cookie":
-                self._cookie_rules(request, auth, session)
+                self._cookie_rules(request, auth, session, uat)
             for callback, what in self._callbacks(auth):
                 try:
                     result = callback(session, request)
