@@ -48,7 +48,7 @@ class AuthHTTPExceptionBase(http.HTTPException):
         return cls.by_status.get(error.status, cls)(error)
 
     def render(self) -> Any:
-        """The JSON error response: ``{"error": ..., "reason": ...}`` plus headers."""
+        """The JSON error response: ``{"error": ..., "reason": ..., "detail": ...}`` plus headers."""
         return self.response_class(
             json.dumps(self.error.to_dict()),
             status=self.error.status,

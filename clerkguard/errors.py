@@ -94,11 +94,16 @@ class AuthError(ClerkGuardError):
 
     @property
     def www_authenticate(self) -> str:
-        """The RFC 6750 ``WWW-Authenticate`` challenge for this error."""
+        """The RFC 6750 ``WWW-Authenticate`` challenge for this error.
+
+        ``error_description`` carries the human ``detail`` (RFC 6750 section 3:
+        "human-readable ASCII text"), made safe for a quoted string; the
+        machine code is ``reason``, in the JSON body.
+        """
         if self.status == 403:
-            return f'Bearer error="insufficient_scope", error_description="{self.reason}"'
+            return f'Bearer error="insufficient_scope", error_description="{_quoted_safe(self.detail)}"'
         if self.status == 401 and self.token_present:
-            return f'Bearer error="invalid_token", error_description="{self.reason}"'
+            return f'Bearer error="invalid_token", error_description="{_quoted_safe(self.detail)}"'
         return "Bearer"
 
     def headers(self) -> dict[str, str]:
@@ -110,11 +115,33 @@ class AuthError(ClerkGuardError):
         return headers
 
     def to_dict(self) -> dict[str, str]:
-        """The JSON body every adapter sends: ``{"error": ..., "reason": ...}``."""
-        return {"error": self.error, "reason": self.reason}
+        """The JSON body every adapter sends: ``{"error": ..., "reason": ..., "detail": ...}``.
+
+        ``reason`` is the stable code to branch on; ``detail`` is the sentence to show.
+        """
+        return {"error": self.error, "reason": self.reason, "detail": self.detail}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status}, reason={self.reason!r})"
+
+
+def _quoted_safe(text: str) -> str:
+    """``text`` reduced to what RFC 6750 allows in ``error_description``.
+
+    The grammar (section 3) is ``%x20-21 / %x23-5B / %x5D-7E``: printable
+    ASCII without ``"`` and ``\\``. Anything else becomes ``'`` (quotes) or
+    ``?``, so a detail can never break out of the quoted string or split the
+    header, whatever a custom rule put in it.
+    """
+    out = []
+    for char in text:
+        if char in '"\\':
+            out.append("'")
+        elif " " <= char <= "~":
+            out.append(char)
+        else:
+            out.append("?")
+    return "".join(out)
 
 
 class NotAuthenticated(AuthError):

@@ -98,7 +98,7 @@ class AuthHTTPException(_pallets.AuthHTTPExceptionBase):
         environ: WSGIEnvironment | WSGIRequest | None = None,
         scope: dict[str, Any] | None = None,
     ) -> flask.Response:
-        """The JSON error response: ``{"error": ..., "reason": ...}`` plus headers."""
+        """The JSON error response: ``{"error": ..., "reason": ..., "detail": ...}`` plus headers."""
         response: flask.Response = self.render()
         return response
 

@@ -21,7 +21,7 @@ Three ways to protect a handler, all deciding through the same
 :class:`ClerkPlugin` wires the rest: the key refresher's lifecycle, the
 ``clerk_session`` dependency, an OpenAPI bearer security scheme (added to
 every guarded operation), and exception handlers that render errors as
-``{"error": ..., "reason": ...}`` with ``WWW-Authenticate``/``Retry-After``.
+``{"error": ..., "reason": ..., "detail": ...}`` with ``WWW-Authenticate``/``Retry-After``.
 The decorator answers with that body even without the plugin; the guard and
 the dependency raise Litestar exceptions, which need the plugin (or your own
 exception handler) for that body.
@@ -115,7 +115,7 @@ class _GuardFunction(Protocol):
 
 # -- errors ---------------------------------------------------------------------------------
 def error_response(error: AuthError) -> Response[dict[str, str]]:
-    """The JSON answer for ``error``: ``{"error": ..., "reason": ...}`` plus its headers."""
+    """The JSON answer for ``error``: ``{"error": ..., "reason": ..., "detail": ...}`` plus its headers."""
     return Response(
         content=error.to_dict(),
         status_code=error.status,

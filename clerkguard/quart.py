@@ -102,7 +102,7 @@ class AuthHTTPException(_pallets.AuthHTTPExceptionBase):
         environ: WSGIEnvironment | WSGIRequest | None = None,
         scope: dict[str, Any] | None = None,
     ) -> quart.Response:
-        """The JSON error response: ``{"error": ..., "reason": ...}`` plus headers."""
+        """The JSON error response: ``{"error": ..., "reason": ..., "detail": ...}`` plus headers."""
         response: quart.Response = self.render()
         return response
 

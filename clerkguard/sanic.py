@@ -17,7 +17,7 @@ request is found by its type). The verified session is ``request.ctx.auth``
 (``None`` for an ``OPTIONS`` preflight or an anonymous ``optional`` request).
 
 Errors are answered with ``sanic.response.json`` directly, so the body is
-``{"error": ..., "reason": ...}`` whatever error format Sanic would guess.
+``{"error": ..., "reason": ..., "detail": ...}`` whatever error format Sanic would guess.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ EXTENSION_KEY = "clerkguard"
 
 
 def error_response(error: AuthError) -> HTTPResponse:
-    """The JSON answer for ``error``: ``{"error": ..., "reason": ...}`` plus its headers."""
+    """The JSON answer for ``error``: ``{"error": ..., "reason": ..., "detail": ...}`` plus its headers."""
     return json(error.to_dict(), status=error.status, headers=error.headers())
 
 

@@ -29,7 +29,7 @@ what each must answer, identically in every framework):
 ======================  ======================================================================
 
 Every other route answers ``{"user_id": ...}`` on success. Error bodies are
-the guard's own: ``application/json`` ``{"error": ..., "reason": ...}``.
+the guard's own: ``application/json`` ``{"error": ..., "reason": ..., "detail": ...}``.
 """
 
 from __future__ import annotations

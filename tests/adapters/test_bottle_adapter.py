@@ -44,7 +44,11 @@ def test_no_token_is_a_bare_401_challenge(client: Client) -> None:
     response = client.get("/protected")
     assert response.status_code == 401
     assert response.mimetype == "application/json"
-    assert response.get_json() == {"error": "unauthorized", "reason": "token-missing"}
+    assert response.get_json() == {
+        "error": "unauthorized",
+        "reason": "token-missing",
+        "detail": "no session token was provided",
+    }
     assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
@@ -92,7 +96,11 @@ def test_jwks_down_on_cold_cache_is_503(
     with clerk_issuer.auth(jwks_uri=dead_jwks_uri, http_timeout=2.0) as auth:
         response = Client(load_example().create_app(auth)).get("/protected", headers=bearer(clerk_token()))
     assert response.status_code == 503
-    assert response.get_json() == {"error": "temporarily_unavailable", "reason": "jwks-unavailable"}
+    assert response.get_json() == {
+        "error": "temporarily_unavailable",
+        "reason": "jwks-unavailable",
+        "detail": "signing keys are temporarily unavailable",
+    }
     assert int(response.headers["Retry-After"]) >= 1
 
 

@@ -277,7 +277,11 @@ class TestExtension:
         assert_error(client.get("/admin"), 401, "token-missing")
         response = client.get("/admin", headers=bearer(clerk_token(org_role="member")))
         assert_error(response, 403, "authorization-denied")
-        assert response.get_json() == {"error": "insufficient_scope", "reason": "authorization-denied"}
+        assert response.get_json() == {
+            "error": "insufficient_scope",
+            "reason": "authorization-denied",
+            "detail": "the session lacks a required role or permission",
+        }
         assert response.headers["WWW-Authenticate"].startswith('Bearer error="insufficient_scope"')
 
     def test_without_extension_auth_comes_from_config(

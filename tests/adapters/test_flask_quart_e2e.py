@@ -55,7 +55,11 @@ def exercise(server: Server, issuer: LocalIssuer) -> HTTPHarness:
     assert http.get("/reports/", reader).json() == {"user_id": "user_r", "reports": []}
     denied = http.get("/reports/", issuer.mint(org_role="member"))
     assert denied.status_code == 403
-    assert denied.json() == {"error": "insufficient_scope", "reason": "authorization-denied"}
+    assert denied.json() == {
+        "error": "insufficient_scope",
+        "reason": "authorization-denied",
+        "detail": "the session lacks a required role or permission",
+    }
     assert http.get("/health").json() == {"ok": True}
 
     # The whole shared table over HTTP.

@@ -79,7 +79,7 @@ def assert_error(response: Any, status: int, reason: str) -> None:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     assert response.json()["reason"] == reason
-    assert set(response.json()) == {"error", "reason"}
+    assert set(response.json()) == {"error", "reason", "detail"}
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 

@@ -188,7 +188,11 @@ def test_litestar_example_under_uvicorn(issuer: LocalIssuer) -> None:
         assert http.get("/me", member).json()["user_id"] == "user_m"
         assert http.get("/reports", member).json() == {"user_id": "user_m", "reports": []}
         assert http.get("/reports/public").json() == {"public": True}
-        assert http.get("/me").json() == {"error": "unauthorized", "reason": "token-missing"}
+        assert http.get("/me").json() == {
+            "error": "unauthorized",
+            "reason": "token-missing",
+            "detail": "no session token was provided",
+        }
 
         schema: dict[str, Any] = http.get("/schema/openapi.json").json()
     bearer = schema["components"]["securitySchemes"]["ClerkBearer"]
@@ -214,7 +218,11 @@ def test_sanic_example_with_two_workers(issuer: LocalIssuer) -> None:
         assert put.json() == {"user_id": "user_m", "updated": True}
         unauthenticated = http.client.put("/profile")
         assert unauthenticated.status_code == 401
-        assert unauthenticated.json() == {"error": "unauthorized", "reason": "token-missing"}
+        assert unauthenticated.json() == {
+            "error": "unauthorized",
+            "reason": "token-missing",
+            "detail": "no session token was provided",
+        }
         # Sanic's HTML error pages are for Sanic's errors; the guard's stay JSON.
         html = http.client.get("/reports", headers={"Accept": "text/html"})
         assert html.status_code == 401

@@ -280,7 +280,11 @@ class TestExtension:
             return "ok"
 
         answer = await call(app, "GET", "/admin", bearer(clerk_token(org_role="member")))
-        assert answer.json == {"error": "insufficient_scope", "reason": "authorization-denied"}
+        assert answer.json == {
+            "error": "insufficient_scope",
+            "reason": "authorization-denied",
+            "detail": "the session lacks a required role or permission",
+        }
         assert answer.headers["www-authenticate"].startswith('Bearer error="insufficient_scope"')
 
     async def test_app_errorhandler_overrides_the_default(self, clerk_auth: ClerkAuth) -> None:

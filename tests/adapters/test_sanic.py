@@ -127,7 +127,8 @@ def asgi(clerk_auth: ClerkAuth) -> Iterator[Callable[..., Any]]:
 def assert_error(response: Any, status: int, reason: str) -> None:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
-    assert response.json == {"error": response.json["error"], "reason": reason}
+    assert set(response.json) == {"error", "reason", "detail"}
+    assert response.json["reason"] == reason
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 

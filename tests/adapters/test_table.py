@@ -31,8 +31,10 @@ def assert_answer(case: Case, result: Result) -> None:
     challenge = result.headers.get("www-authenticate")
     if case.status >= 400:
         assert result.headers.get("content-type", "").startswith("application/json")
-        assert set(result.json) == {"error", "reason"}
+        assert set(result.json) == {"error", "reason", "detail"}
         assert result.json["reason"] == case.reason
+        assert isinstance(result.json["detail"], str)
+        assert result.json["detail"]
         assert result.json["error"] in ERRORS[case.status]
         assert challenge is not None
         assert challenge.startswith("Bearer")
@@ -48,6 +50,9 @@ def assert_answer(case: Case, result: Result) -> None:
         assert (result.json["error"] == "invalid_token") is case.token_sent
     if case.status == 403:
         assert 'error="insufficient_scope"' in challenge
+    if challenge is not None and "error=" in challenge:
+        # RFC 6750: error_description is the human text, the same sentence as the body's detail.
+        assert f'error_description="{result.json["detail"]}"' in challenge
     if case.status == 503:
         assert int(result.headers["retry-after"]) >= 1
     if case.json is not None:

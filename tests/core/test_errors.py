@@ -39,9 +39,13 @@ def test_invalid_token_error() -> None:
     error = NotAuthenticated("token-expired", "the token has expired")
     assert (error.status, error.reason, error.detail) == (401, "token-expired", "the token has expired")
     assert error.token_present is True
-    assert error.www_authenticate == 'Bearer error="invalid_token", error_description="token-expired"'
+    assert error.www_authenticate == 'Bearer error="invalid_token", error_description="the token has expired"'
     assert error.headers() == {"WWW-Authenticate": error.www_authenticate}
-    assert error.to_dict() == {"error": "invalid_token", "reason": "token-expired"}
+    assert error.to_dict() == {
+        "error": "invalid_token",
+        "reason": "token-expired",
+        "detail": "the token has expired",
+    }
     assert repr(error) == "NotAuthenticated(status=401, reason='token-expired')"
     assert str(error) == "token-expired: the token has expired"
 
@@ -51,7 +55,7 @@ def test_missing_token_challenge_has_no_error_code() -> None:
     error = NotAuthenticated("token-missing", token_present=False)
     assert error.www_authenticate == "Bearer"
     assert error.headers() == {"WWW-Authenticate": "Bearer"}
-    assert error.to_dict() == {"error": "unauthorized", "reason": "token-missing"}
+    assert error.to_dict() == {"error": "unauthorized", "reason": "token-missing", "detail": "token-missing"}
     assert error.detail == "token-missing"  # a detail is always there
 
 
@@ -59,8 +63,14 @@ def test_forbidden() -> None:
     error = Forbidden()
     assert (error.status, error.reason) == (403, "forbidden")
     assert error.detail
-    assert error.www_authenticate == 'Bearer error="insufficient_scope", error_description="forbidden"'
-    assert error.to_dict() == {"error": "insufficient_scope", "reason": "forbidden"}
+    assert error.www_authenticate == (
+        'Bearer error="insufficient_scope", error_description="the session is not allowed to do this"'
+    )
+    assert error.to_dict() == {
+        "error": "insufficient_scope",
+        "reason": "forbidden",
+        "detail": "the session is not allowed to do this",
+    }
     assert Forbidden("role-required").to_dict()["reason"] == "role-required"
 
 
@@ -71,7 +81,31 @@ def test_keys_unavailable_carries_retry_after(retry_after: float | None, header:
     error = KeysUnavailable(retry_after=retry_after)
     assert (error.status, error.reason) == (503, "jwks-unavailable")
     assert error.headers() == {"WWW-Authenticate": "Bearer", "Retry-After": header}
-    assert error.to_dict() == {"error": "temporarily_unavailable", "reason": "jwks-unavailable"}
+    assert error.to_dict() == {
+        "error": "temporarily_unavailable",
+        "reason": "jwks-unavailable",
+        "detail": "signing keys are temporarily unavailable",
+    }
+
+
+@pytest.mark.parametrize(
+    ("detail", "description"),
+    [
+        ('say "no"', "say 'no'"),
+        ("back\\slash", "back'slash"),
+        ("line\r\nSet-Cookie: x=1", "line??Set-Cookie: x=1"),
+        ("caf\u00e9 \u2603", "caf? ?"),
+        ("tab\there", "tab?here"),
+    ],
+)
+def test_error_description_is_always_a_valid_quoted_string(detail: str, description: str) -> None:
+    # RFC 6750 section 3: error_description is %x20-21 / %x23-5B / %x5D-7E only.
+    for error in (NotAuthenticated("token-expired", detail), Forbidden("authorization-denied", detail)):
+        challenge = error.www_authenticate
+        assert challenge.endswith(f'error_description="{description}"')
+        assert all(" " <= c <= "~" for c in challenge)
+        assert challenge.count('"') == 4
+        assert error.to_dict()["detail"] == detail  # JSON carries it as is: JSON escapes it itself
 
 
 def test_generic_auth_error_keeps_its_arguments() -> None:

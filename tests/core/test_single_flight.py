@@ -177,7 +177,11 @@ def _assert_unavailable(error: AuthError) -> None:
     headers = error.headers()
     assert headers["WWW-Authenticate"] == "Bearer"
     assert int(headers["Retry-After"]) >= 1
-    assert error.to_dict() == {"error": "temporarily_unavailable", "reason": "jwks-unavailable"}
+    assert error.to_dict() == {
+        "error": "temporarily_unavailable",
+        "reason": "jwks-unavailable",
+        "detail": "signing keys are temporarily unavailable",
+    }
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
