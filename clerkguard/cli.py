@@ -721,7 +721,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--issuer", metavar="URL", help="iss (default: CLERK_ISSUER or from CLERK_PUBLISHABLE_KEY)"
     )
     p.add_argument("--user", default="user_dev", help="sub (user_dev)")
-    p.add_argument("--org", metavar="ORG_ID", help="active organization id")
+    p.add_argument("--org", metavar="ORG_ID", help="active organization id (its slug is always acme)")
     p.add_argument("--role", help="organization role, e.g. admin")
     p.add_argument(
         "--permission",

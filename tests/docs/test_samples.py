@@ -1,4 +1,4 @@
-"""Every ```python block in docs/*.md and README.md runs, against a real local issuer.
+"""Every ```python block in docs/*.md and README.md runs, as a user would run it.
 
 Rules for everyone writing docs (every page is covered automatically):
 
@@ -6,23 +6,28 @@ Rules for everyone writing docs (every page is covered automatically):
   use what an earlier one defined; each page starts from a fresh namespace.
   The module name is ``__docs_sample__``, so ``if __name__ == "__main__":
   app.run()`` is the way to show starting a server without running it.
-* Prepared for every page:
-    - environment: ``CLERK_PUBLISHABLE_KEY`` and ``CLERK_JWKS_URI`` point at a
-      running :class:`clerkguard.testing.LocalIssuer` (so ``ClerkAuth()`` and
-      every framework extension configured from the environment just work);
-      every other ``CLERK_*`` variable is unset.
-    - names: ``token``, a valid session token of that issuer for user
-      ``user_123`` in organization ``org_123`` with role ``admin`` and the
-      permissions ``org:invoices:read`` and ``org:reports:read`` (azp
-      ``http://localhost:3000``); ``issuer``, the LocalIssuer itself
-      (``issuer.mint(...)`` for other tokens).
-* Top-level ``await`` works: such a block runs on an event loop shared by the page.
+* Nothing is injected: a page gets exactly what a user of the installed
+  package gets. The environment is the one clerkguard's pytest plugin gives a
+  test run with ``clerk_env = true`` (the documented way to test an app that
+  configures itself at import time): ``CLERK_PUBLISHABLE_KEY`` and
+  ``CLERK_JWKS_URI`` point at the session's local issuer (the one behind the
+  ``clerk_issuer`` fixture), every other ``CLERK_*`` variable is unset. A page
+  that needs a token outside a test starts its own, visible issuer
+  (``LocalIssuer().start()``, ``os.environ.update(issuer.env())``); the whole
+  environment is restored and such issuers are stopped after the page.
+* A block whose info string names a Python file (```python title="app.py")
+  is a file of the user's project: it is written to a fresh directory on
+  ``sys.path`` and imported as that module (``from app import app`` then works
+  in a later block, e.g. ``title="test_app.py"``); its public names also land
+  in the page namespace. Such blocks cannot use top-level ``await``.
+* Top-level ``await`` works in other blocks: they run on an event loop shared by the page.
 * Functions named ``test_*`` that a page defines are then called, with their
-  arguments filled by name from ``clerk_issuer``, ``clerk_auth``,
-  ``clerk_token`` (clerkguard's pytest fixtures, with their per-test
-  semantics: faults reset, a fresh ``clerk_auth``), ``issuer``, ``token``,
-  ``tmp_path`` and ``monkeypatch``; ``async def`` tests are awaited. A test
-  shown in the docs therefore really passes.
+  arguments filled by name from the fixtures a user has: those of
+  clerkguard's pytest plugin (``clerk_issuer``, ``clerk_auth``,
+  ``clerk_token``, ``clerk_env``, with their per-test semantics: faults reset,
+  a fresh ``clerk_auth``, the environment undone) and pytest's ``tmp_path``
+  and ``monkeypatch``; ``async def`` tests are awaited. A test shown in the
+  docs therefore really passes, and passes for a user.
 * Opt-out, rare: an HTML comment on the line(s) right before the fence,
   ``<!-- skip-sample: why -->`` (or just ``<!-- skip-sample -->``), only for
   a snippet that needs a real Clerk account or a running server, or that is
@@ -39,11 +44,14 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
+import importlib
 import inspect
 import os
 import re
 import sys
 import types
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,7 +65,11 @@ SKIP = re.compile(r"<!--\s*skip-sample\b.*?-->")
 RAISES = re.compile(r"<!--\s*sample-raises:\s*(?P<name>[A-Za-z_][\w.]*)\s*-->")
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)$")
 PYTHON = {"python", "py", "python3"}
-FIXTURE_NAMES = ("clerk_issuer", "clerk_auth", "clerk_token", "issuer", "token", "tmp_path", "monkeypatch")
+TITLE = re.compile(r"""\btitle=["']?(?P<title>[^"'\s]+)""")
+MODULE_FILE = re.compile(r"^[A-Za-z_]\w*\.py$")
+PLUGIN = REPO / "clerkguard" / "pytest_plugin.py"
+# What a user's test can ask for: the plugin's public fixtures and these builtins of pytest's.
+PYTEST_BUILTINS = ("tmp_path", "monkeypatch")
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,14 @@ class Block:
     code: str
     skipped: bool
     raises: str | None = None  # name of the exception the block must raise
+    title: str | None = None  # title="app.py": a file of the user's project
+
+    @property
+    def module(self) -> str | None:
+        """The module name a ``title="name.py"`` block is imported as, else None."""
+        if self.title is not None and MODULE_FILE.match(self.title):
+            return self.title.removesuffix(".py")
+        return None
 
 
 def extract_blocks(path: Path, text: str | None = None) -> list[Block]:
@@ -84,6 +104,7 @@ def extract_blocks(path: Path, text: str | None = None) -> list[Block]:
             continue
         indent, fence = match["indent"], match["fence"]
         language = (match["info"].split() or [""])[0].lstrip(".{").lower()
+        title = match_title["title"] if (match_title := TITLE.search(match["info"])) else None
         # The opt-out marker sits on the nearest non-blank line above the fence.
         above = i - 1
         while above >= 0 and not lines[above].strip():
@@ -99,7 +120,7 @@ def extract_blocks(path: Path, text: str | None = None) -> list[Block]:
                 break
             body.append(lines[j][len(indent) :] if lines[j].startswith(indent) else lines[j].lstrip())
             j += 1
-        blocks.append(Block(path, i + 2, language, "\n".join(body) + "\n", skipped, raises))
+        blocks.append(Block(path, i + 2, language, "\n".join(body) + "\n", skipped, raises, title))
         i = j + 1
     return blocks
 
@@ -115,7 +136,22 @@ def _runnable(path: Path) -> list[Block]:
 PAGES = [p for p in _pages() if _runnable(p)]
 
 
+def _import_file(block: Block, namespace: dict[str, Any]) -> None:
+    """A ``title="name.py"`` block: written into the page's project directory and imported."""
+    project = namespace.get("__docs_project__")
+    assert isinstance(project, Path), f"{block.path.name}:{block.line}: no project directory for the page"
+    assert block.module is not None
+    (project / block.title).write_text(block.code)  # type: ignore[operator]
+    importlib.invalidate_caches()
+    sys.modules.pop(block.module, None)
+    module = importlib.import_module(block.module)
+    namespace.update({k: v for k, v in vars(module).items() if not k.startswith("_")})
+
+
 def _execute(block: Block, namespace: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
+    if block.module is not None:
+        _import_file(block, namespace)
+        return
     # Pad with newlines so tracebacks point at the real line of the .md file.
     source = "\n" * (block.line - 1) + block.code
     code = compile(source, str(block.path), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
@@ -141,35 +177,75 @@ def _run_block(block: Block, namespace: dict[str, Any], loop: asyncio.AbstractEv
         pytest.fail(f"{where}: the block is marked sample-raises: {block.raises} but raised nothing")
 
 
-def _reset(issuer: LocalIssuer) -> None:
+def plugin_fixture_names() -> list[str]:
+    """The public fixtures clerkguard's pytest plugin defines (read from its source)."""
+    names = []
+    for node in ast.parse(PLUGIN.read_text()).body:
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+            decorators = [ast.unparse(d) for d in node.decorator_list]
+            if any(d.startswith("pytest.fixture") for d in decorators):
+                names.append(node.name)
+    return names
+
+
+@contextlib.contextmanager
+def _reset(issuer: LocalIssuer) -> Iterator[None]:
     # What the plugin's clerk_issuer fixture does around every test.
+    key, kid, extra = issuer.key, issuer.kid, list(issuer.extra_keys)
     issuer.set_fault(Fault())
     issuer.jwks_override = None
     issuer.reset_count()
+    try:
+        yield
+    finally:
+        issuer.set_fault(Fault())
+        issuer.jwks_override = None
+        issuer.key, issuer.kid, issuer.extra_keys = key, kid, extra
+
+
+@contextlib.contextmanager
+def user_fixtures(fixtures: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Fresh per-test values of every fixture a user's test may ask for, as pytest gives them."""
+    issuer: LocalIssuer = fixtures["clerk_issuer"]
+    with _reset(issuer), pytest.MonkeyPatch.context() as env:
+        auth = issuer.auth()
+
+        def clerk_env() -> dict[str, str]:
+            for name in [n for n in os.environ if n.startswith("CLERK_")]:
+                env.delenv(name)
+            for name, value in issuer.env().items():
+                env.setenv(name, value)
+            return issuer.env()
+
+        try:
+            yield {
+                "clerk_issuer": issuer,
+                "clerk_auth": auth,
+                "clerk_token": lambda **options: issuer.mint(**options),
+                "clerk_env": clerk_env,  # called only when asked for, as a fixture would be
+                "tmp_path": fixtures["tmp_path"],
+                "monkeypatch": fixtures["monkeypatch"],
+            }
+        finally:
+            auth.close()
 
 
 def _call_test(
     name: str, function: Any, fixtures: dict[str, Any], loop: asyncio.AbstractEventLoop, where: str
 ) -> None:
     parameters = inspect.signature(function).parameters
-    unknown = [p for p in parameters if p not in fixtures]
+    allowed = [*plugin_fixture_names(), *PYTEST_BUILTINS]
+    unknown = [p for p in parameters if p not in allowed]
     if unknown:
         pytest.fail(
-            f"{where}: {name}() asks for {unknown}; docs tests may use {', '.join(FIXTURE_NAMES)} "
+            f"{where}: {name}() asks for {unknown}; a user has {', '.join(allowed)} "
             "(see the top of tests/docs/test_samples.py)"
         )
-    # Fixture semantics per test, as under pytest: a clean issuer and a fresh, cold ClerkAuth.
-    issuer: LocalIssuer = fixtures["clerk_issuer"]
-    _reset(issuer)
-    auth = issuer.auth()
-    values = {**fixtures, "clerk_auth": auth}
-    try:
-        result = function(**{p: values[p] for p in parameters})
+    with user_fixtures(fixtures) as values:
+        arguments = {p: values[p]() if p == "clerk_env" else values[p] for p in parameters}
+        result = function(**arguments)
         if inspect.isawaitable(result):
             loop.run_until_complete(result)
-    finally:
-        auth.close()
-        _reset(issuer)
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
@@ -183,6 +259,16 @@ def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
     loop.close()
 
 
+def _forget_project(project: Path) -> None:
+    # The page's files are modules only for this page (another page has its own app.py).
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file is not None and Path(file).parent == project:
+            del sys.modules[name]
+    with contextlib.suppress(ValueError):
+        sys.path.remove(str(project))
+
+
 def run_page(blocks: list[Block], fixtures: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Run a page's blocks in one namespace, then each ``test_*`` it defines; return their names."""
     # A real module, registered while the page runs: libraries that resolve
@@ -190,7 +276,11 @@ def run_page(blocks: list[Block], fixtures: dict[str, Any], monkeypatch: pytest.
     module = types.ModuleType("__docs_sample__")
     monkeypatch.setitem(sys.modules, module.__name__, module)
     namespace: dict[str, Any] = module.__dict__
-    namespace.update(token=fixtures["token"], issuer=fixtures["issuer"])
+    project = fixtures["tmp_path"] / "project"
+    project.mkdir(exist_ok=True)
+    namespace["__docs_project__"] = project
+    sys.path.insert(0, str(project))
+    environment = dict(os.environ)
     called: list[str] = []
     loop = asyncio.new_event_loop()
     try:
@@ -203,37 +293,25 @@ def run_page(blocks: list[Block], fixtures: dict[str, Any], monkeypatch: pytest.
                     called.append(name)
     finally:
         _close_loop(loop)
+        _forget_project(project)
+        for value in namespace.values():
+            if isinstance(value, LocalIssuer) and value is not fixtures["clerk_issuer"]:
+                value.stop()
+        os.environ.clear()
+        os.environ.update(environment)
     return called
 
 
 @pytest.fixture
 def sample_fixtures(
-    clerk_issuer: LocalIssuer,
-    clerk_auth: Any,
-    clerk_token: Any,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    clerk_issuer: LocalIssuer, clerk_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, Any]:
-    """The prepared environment and names every page runs with (see the module docstring)."""
-    for name in [n for n in os.environ if n.startswith("CLERK_")]:
-        monkeypatch.delenv(name)
-    for name, value in clerk_issuer.env().items():
-        monkeypatch.setenv(name, value)
-    token = clerk_issuer.mint(
-        user_id="user_123",
-        org_id="org_123",
-        org_role="admin",
-        permissions=["org:invoices:read", "org:reports:read"],
-    )
-    return {
-        "clerk_issuer": clerk_issuer,
-        "clerk_auth": clerk_auth,
-        "clerk_token": clerk_token,
-        "issuer": clerk_issuer,
-        "token": token,
-        "tmp_path": tmp_path,
-        "monkeypatch": monkeypatch,
-    }
+    """What every page runs with: the environment of a ``clerk_env = true`` test run.
+
+    ``clerk_env`` here stands for the session-wide option (``pytest --clerk-env``),
+    which does the same before any module is imported.
+    """
+    return {"clerk_issuer": clerk_issuer, "tmp_path": tmp_path, "monkeypatch": monkeypatch}
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(REPO)) for p in PAGES])
@@ -314,8 +392,8 @@ PAGE_WITH_TESTS = """\
 seen = []
 
 
-def test_sync(clerk_auth, token):
-    seen.append(clerk_auth.verify(token).user_id)
+def test_sync(clerk_auth, clerk_token):
+    seen.append(clerk_auth.verify(clerk_token(user_id="user_123")).user_id)
 ```
 
 ```python
@@ -342,9 +420,72 @@ def test_tests_defined_by_a_page_are_called(
 
 
 def test_a_failing_docs_test_fails(sample_fixtures: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    page = "```python\ndef test_wrong(token):\n    assert token == 'something else'\n```\n"
+    page = "```python\ndef test_wrong(clerk_token):\n    assert clerk_token() == 'something else'\n```\n"
     with pytest.raises(AssertionError):
         run_page(extract_blocks(Path("page.md"), page), sample_fixtures, monkeypatch)
-    unknown = "```python\ndef test_needs(database):\n    pass\n```\n"
-    with pytest.raises(pytest.fail.Exception, match=r"asks for \['database'\]"):
-        run_page(extract_blocks(Path("page.md"), unknown), sample_fixtures, monkeypatch)
+    # A name the docs runner once injected, but no user has: refused.
+    for name in ("database", "token", "issuer"):
+        unknown = f"```python\ndef test_needs({name}):\n    pass\n```\n"
+        with pytest.raises(pytest.fail.Exception, match=rf"asks for \['{name}'\]"):
+            run_page(extract_blocks(Path("page.md"), unknown), sample_fixtures, monkeypatch)
+
+
+def test_nothing_is_injected_into_a_page(
+    sample_fixtures: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = "```python\ntoken\n```\n"
+    with pytest.raises(NameError, match="token"):
+        run_page(extract_blocks(Path("page.md"), page), sample_fixtures, monkeypatch)
+
+
+def test_the_runner_offers_exactly_the_plugins_fixtures(sample_fixtures: dict[str, Any]) -> None:
+    # A fixture added to the plugin must be added to user_fixtures (and the other way round).
+    with user_fixtures(sample_fixtures) as values:
+        assert set(values) == {*plugin_fixture_names(), *PYTEST_BUILTINS}
+    assert {"clerk_issuer", "clerk_auth", "clerk_token", "clerk_env"} <= set(plugin_fixture_names())
+
+
+PAGE_WITH_FILES = """\
+```python title="app.py"
+from clerkguard import ClerkAuth
+
+auth = ClerkAuth()  # configured from CLERK_* when the module is imported
+```
+
+```python title="test_app.py"
+from app import auth
+
+
+def test_app(clerk_token):
+    assert auth.verify(clerk_token(user_id="user_file")).user_id == "user_file"
+
+
+def test_env(clerk_env, clerk_issuer):
+    assert clerk_env == clerk_issuer.env()
+```
+
+```python
+import os
+
+os.environ["CLERK_SECRET_KEY"] = "sk_test_changed_by_the_page"
+```
+"""
+
+
+def test_titled_blocks_are_files_of_the_users_project(
+    sample_fixtures: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocks = extract_blocks(Path("page.md"), PAGE_WITH_FILES)
+    assert [(b.title, b.module) for b in blocks] == [
+        ("app.py", "app"),
+        ("test_app.py", "test_app"),
+        (None, None),
+    ]
+    assert run_page(blocks, sample_fixtures, monkeypatch) == ["test_app", "test_env"]
+    project = sample_fixtures["tmp_path"] / "project"
+    assert (project / "app.py").read_text() == blocks[0].code
+    # Forgotten after the page: the next page's app.py is its own; the environment is back.
+    assert "app" not in sys.modules
+    assert "test_app" not in sys.modules
+    assert str(project) not in sys.path
+    assert "CLERK_SECRET_KEY" not in os.environ
