@@ -1,4 +1,4 @@
-"""``python -m clerkguard``: the command line (see :mod:`clerkguard.cli`)."""
+"""``python -m clerkguard``: the command line (see `clerkguard.cli`)."""
 
 from __future__ import annotations
 

@@ -3,8 +3,8 @@
 Two modes:
 
 * ``clerkguard demo`` (no files needed, works from ``pip install``): one
-  :class:`~clerkguard.testing.LocalIssuer`, the request table run through a
-  :class:`~clerkguard.adapters.Guard` in-process.
+  [`LocalIssuer`][clerkguard.testing.LocalIssuer], the request table run through a
+  [`Guard`][clerkguard.adapters.Guard] in-process.
 * ``clerkguard demo --examples DIR`` (``make demo``): the same issuer serves
   its JWKS on loopback while the four example apps in ``DIR``
   (``flask_app.py``, ``quart_app.py``, ``litestar_app.py``, ``sanic_app.py``,
@@ -194,7 +194,7 @@ def verdict(cases: Sequence[Case], columns: Sequence[str], cells: Mapping[tuple[
 
 # -- in-process mode --------------------------------------------------------------------------
 def run_in_process() -> int:
-    """The request table through one in-process :class:`~clerkguard.adapters.Guard` (no servers)."""
+    """The request table through one in-process [`Guard`][clerkguard.adapters.Guard] (no servers)."""
     from .adapters import Adapter, Guard, GuardOptions
     from .errors import AuthError
     from .rules import has_permission, has_role
@@ -304,7 +304,7 @@ class _Server:
         return any(m in text for m in ("address already in use", "errno 98", "connection in use"))
 
     def restart_on_a_new_port(self) -> None:
-        """Start again on a fresh port (after :meth:`lost_its_port`)."""
+        """Start again on a fresh port (after `lost_its_port`)."""
         self.stop()
         self.port = _free_port()
         self.start(*self._how)

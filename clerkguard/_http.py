@@ -1,12 +1,12 @@
 """The two JWKS fetchers: one on ``httpx.Client``, one on ``httpx.AsyncClient``.
 
 They share every rule (status, redirects, size cap, decompression, deadline)
-through :func:`_check_response` and :class:`_BodyReader`; only the I/O calls differ.
+through `_check_response` and `_BodyReader`; only the I/O calls differ.
 
 ``http_timeout`` bounds the *whole* fetch, not each read: httpx timeouts apply
 per operation, so a server that drips one byte a second would hold a plain
 client forever. The async fetcher is wrapped in ``asyncio.wait_for``. The sync
-fetcher runs on :class:`_DeadlineBackend`, an httpcore network backend that
+fetcher runs on `_DeadlineBackend`, an httpcore network backend that
 caps every connect, read and write at the time left before the deadline and
 can be aborted from another thread (``close()``) by shutting the socket down.
 
@@ -133,7 +133,7 @@ class FetchControl:
         return left if timeout is None else min(timeout, left)
 
     def track(self, stream: httpcore.NetworkStream) -> httpcore.NetworkStream:
-        """Remember an open connection so that :meth:`abort` can interrupt it."""
+        """Remember an open connection so that `abort` can interrupt it."""
         with self._lock:
             aborted = self.aborted
             if not aborted:
@@ -223,9 +223,9 @@ class _CoreStream(httpx.SyncByteStream):
 
 
 class _DeadlineTransport(httpx.BaseTransport):
-    """An httpx transport on an httpcore pool that uses :class:`_DeadlineBackend`.
+    """An httpx transport on an httpcore pool that uses `_DeadlineBackend`.
 
-    Exceptions stay httpcore's; :func:`_describe` maps both families.
+    Exceptions stay httpcore's; `_describe` maps both families.
     """
 
     def __init__(self, ssl_context: ssl.SSLContext, control: FetchControl) -> None:

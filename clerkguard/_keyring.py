@@ -1,9 +1,9 @@
-"""The I/O shell around :class:`~clerkguard._core.jwks.JWKSState`.
+"""The I/O shell around `JWKSState`.
 
-One :class:`Keyring` per :class:`~clerkguard.ClerkAuth`. Every decision is the
+One `Keyring` per [`ClerkAuth`][clerkguard.ClerkAuth]. Every decision is the
 state machine's; this module only runs what it asks for:
 
-* **One fetch at a time.** A fetch is a :class:`_Flight`. Sync callers wait on
+* **One fetch at a time.** A fetch is a `_Flight`. Sync callers wait on
   its ``threading.Event``; async callers await a future that the flight
   resolves thread-safely on their own loop. So threads and tasks (on any
   number of loops) join the same fetch, and a cold start hit by both at once
@@ -13,13 +13,13 @@ state machine's; this module only runs what it asks for:
   the fetch behaves. A fetch run by a task whose event loop has stopped or
   closed can never finish: waiters notice (they poll the loop while they
   wait) and abandon it.
-* **The flight always lands.** Every fetch path ends in :meth:`Keyring._finish`
+* **The flight always lands.** Every fetch path ends in `Keyring._finish`
   through ``finally`` (threads), ``finally`` plus a done-callback (tasks: a
   task cancelled before its first step never enters its ``try``), so waiters
   are released and the state leaves "in flight" whatever happens.
 * **Background refresh.** A daemon thread for sync users, a task for async
   users, started lazily on first use (and by adapters' startup hooks through
-  :meth:`Keyring.start_async_refresher`). It sleeps exactly until the state
+  `Keyring.start_async_refresher`). It sleeps exactly until the state
   machine says a refresh is due, so a cold or failing state never spins. A
   refresh that falls due with no refresher to run it is started by the next
   request in a thread, even from async code: a task would die with a
@@ -27,7 +27,7 @@ state machine's; this module only runs what it asks for:
 * **Processes.** ``os.register_at_fork`` (with a pid check as a backstop)
   gives a forked child fresh locks and no flight or refresher of its parent,
   but keeps the parent's keys: a ``gunicorn --preload`` worker starts warm.
-* **Closing.** :meth:`Keyring.close` / :meth:`Keyring.aclose` abort in-flight
+* **Closing.** `Keyring.close` / `Keyring.aclose` abort in-flight
   fetches (shutting their sockets down), stop refreshers and wait for them:
   no ``clerkguard-jwks-*`` thread or task remains.
 
@@ -725,7 +725,7 @@ class Keyring:
     def start_async_refresher(self) -> None:
         """Start the async refresher in the running loop (adapters' startup hooks).
 
-        An explicit start also reopens a keyring stopped by :meth:`close`
+        An explicit start also reopens a keyring stopped by `close`
         (test clients run an app's startup and shutdown hooks repeatedly).
         """
         if self.url is None:
@@ -779,7 +779,7 @@ class Keyring:
 
         Waits (at most ``http_timeout`` + 1 s; aborted fetches stop at once)
         until no thread of this keyring is left. Tasks on other loops are
-        cancelled; use :meth:`aclose` from async code to also await them.
+        cancelled; use `aclose` from async code to also await them.
         Verification keeps working afterwards, fetching lazily.
         """
         self._stop()
@@ -792,7 +792,7 @@ class Keyring:
                     time.sleep(0.005)
 
     async def aclose(self) -> None:
-        """Async :meth:`close`: also awaits this loop's cancelled tasks; never blocks the loop."""
+        """Async `close`: also awaits this loop's cancelled tasks; never blocks the loop."""
         loop = asyncio.get_running_loop()
         tasks = [t for t in self._stop() if t.get_loop() is loop]
         for task in tasks:

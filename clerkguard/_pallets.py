@@ -1,6 +1,6 @@
 """What the Flask and Quart integrations share: both are Pallets frameworks on werkzeug.
 
-Imported only by :mod:`clerkguard.flask` and :mod:`clerkguard.quart`, after
+Imported only by [`clerkguard.flask`][clerkguard.flask] and [`clerkguard.quart`][clerkguard.quart], after
 they have checked that their framework (and so werkzeug) is installed.
 """
 
@@ -25,7 +25,7 @@ G_ATTRIBUTE = "_clerkguard_session"
 
 
 class AuthHTTPExceptionBase(http.HTTPException):
-    """A werkzeug ``HTTPException`` carrying an :class:`~clerkguard.AuthError`.
+    """A werkzeug ``HTTPException`` carrying an [`AuthError`][clerkguard.AuthError].
 
     Subclasses name the framework's response class; ``for_error`` picks the
     subclass that also inherits werkzeug's ``Unauthorized``/``Forbidden``/

@@ -1,10 +1,10 @@
 """The public adapter API: everything a framework integration needs.
 
 One code path decides for every framework. An integration supplies a small
-:class:`Adapter` (named hooks: read a header, the method, where the request
-is, store the session, turn an :class:`~clerkguard.AuthError` into the
+[`Adapter`][clerkguard.adapters.Adapter] (named hooks: read a header, the method, where the request
+is, store the session, turn an [`AuthError`][clerkguard.AuthError] into the
 framework's answer, the framework's default ``OPTIONS`` answer) and gets a
-ready ``require_auth`` from :func:`build_require_auth`. clerkguard's own
+ready ``require_auth`` from [`build_require_auth`][clerkguard.adapters.build_require_auth]. clerkguard's own
 Flask, Quart, Litestar and Sanic modules are written on exactly this API.
 
 A minimal adapter for a framework we don't ship (the complete, tested version
@@ -33,7 +33,7 @@ is ``examples/bottle_adapter.py``)::
 What a guard decides (design section 7), the same for every framework:
 
 * ``OPTIONS`` is answered by the framework's default response
-  (:meth:`Adapter.options_response`); the handler never runs for it.
+  ([`Adapter.options_response`][clerkguard.adapters.Adapter.options_response]); the handler never runs for it.
 * The token comes from a ``Bearer`` ``Authorization`` header, else Clerk's
   session cookie (the raw ``Cookie`` header is parsed here, once); a Bearer
   header wins even when invalid, any other scheme is ignored; two
@@ -108,7 +108,8 @@ SESSION_COOKIE = "__session"
 CLIENT_UAT_COOKIE = "__client_uat"
 
 #: Handlers a guard has wrapped, by identity (weak: never keeps a function alive).
-#: Lets :func:`unguarded_views` spot a guard applied *above* a route decorator.
+#: Lets [`unguarded_views`][clerkguard.adapters.unguarded_views] spot a guard applied *above* a route
+#: decorator.
 _WRAPPED: weakref.WeakKeyDictionary[Any, None] = weakref.WeakKeyDictionary()
 
 
@@ -216,17 +217,21 @@ def parse_cookies(values: Sequence[str], names: Iterable[str]) -> dict[str, str]
 class Adapter(Generic[RequestT]):
     """Named hooks a framework integration implements; the core drives them.
 
-    Subclass it, implement the six hooks that raise :class:`NotImplementedError`
-    (:meth:`header`, :meth:`method`, :meth:`find_request`, :meth:`store`,
-    :meth:`reject`, :meth:`options_response`), and pass an instance to
-    :func:`build_require_auth`. Override :meth:`header_values` when the
-    framework can tell repeated header lines apart, :meth:`is_websocket` when
-    it routes websockets through the same handlers, and :meth:`auth_for`,
-    :meth:`call_sync` and :meth:`call_async` when it keeps its configuration
-    on the app or runs handlers its own way.
+    Subclass it, implement the six hooks that raise `NotImplementedError`
+    ([`header`][clerkguard.adapters.Adapter.header], [`method`][clerkguard.adapters.Adapter.method],
+    [`find_request`][clerkguard.adapters.Adapter.find_request], [`store`][clerkguard.adapters.Adapter.store],
+    [`reject`][clerkguard.adapters.Adapter.reject],
+    [`options_response`][clerkguard.adapters.Adapter.options_response]), and pass an instance to
+    [`build_require_auth`][clerkguard.adapters.build_require_auth]. Override
+    [`header_values`][clerkguard.adapters.Adapter.header_values] when the framework can tell repeated header
+    lines apart, [`is_websocket`][clerkguard.adapters.Adapter.is_websocket] when it routes websockets through
+    the same handlers, and [`auth_for`][clerkguard.adapters.Adapter.auth_for],
+    [`call_sync`][clerkguard.adapters.Adapter.call_sync] and
+    [`call_async`][clerkguard.adapters.Adapter.call_async] when it keeps its configuration on the app or runs
+    handlers its own way.
 
     Args:
-        auth: The default :class:`ClerkAuth` for guards built on this adapter.
+        auth: The default [`ClerkAuth`][clerkguard.auth.ClerkAuth] for guards built on this adapter.
     """
 
     #: Always build an async wrapper, even around sync handlers (frameworks
@@ -251,7 +256,7 @@ class Adapter(Generic[RequestT]):
         and ``sec-fetch-site`` through this hook and parses them itself, so
         every framework decides alike (two ``Authorization`` headers are
         refused, cookies are parsed by one parser). The default wraps
-        :meth:`header`; override it where the framework keeps repeated
+        [`header`][clerkguard.adapters.Adapter.header]; override it where the framework keeps repeated
         header lines apart (ASGI's ``scope["headers"]``).
         """
         value = self.header(request, name)
@@ -261,7 +266,7 @@ class Adapter(Generic[RequestT]):
         """Value of cookie ``name``, or ``None``.
 
         Not used by the guard any more (it parses the raw ``Cookie`` header
-        itself, see :func:`parse_cookies`); kept for integrations' own use.
+        itself, see [`parse_cookies`][clerkguard.adapters.parse_cookies]); kept for integrations' own use.
         """
         values = parse_cookies(self.header_values(request, "cookie"), (name,))
         return values.get(name)
@@ -297,7 +302,7 @@ class Adapter(Generic[RequestT]):
         raise NotImplementedError
 
     def auth_for(self, request: RequestT) -> ClerkAuth:
-        """The :class:`ClerkAuth` for this request (default: :attr:`auth`)."""
+        """The [`ClerkAuth`][clerkguard.auth.ClerkAuth] for this request (default: `auth`)."""
         if self.auth is None:
             raise ConfigurationError(
                 "no ClerkAuth configured: pass auth= to the guard or initialise the extension"
@@ -341,7 +346,7 @@ class GuardKwargs(TypedDict, total=False):
     optional: bool
     """A request without a token reaches the handler with no session."""
     auth: ClerkAuth | None
-    """A specific :class:`ClerkAuth` for this guard."""
+    """A specific [`ClerkAuth`][clerkguard.auth.ClerkAuth] for this guard."""
     token_sources: Sequence[TokenSource]
     """Where to look, in order: ``"header"``, ``"cookie"``."""
     allow_options: bool
@@ -374,7 +379,7 @@ class GuardOptions:
 
     authorize: Authorize | None = None
     """``authorize(session, request)``, sync or async; exactly ``True`` allows.
-    Wins over the :class:`ClerkAuth`'s default ``authorize``."""
+    Wins over the [`ClerkAuth`][clerkguard.auth.ClerkAuth]'s default ``authorize``."""
     optional: bool = False
     """A request without a token reaches the handler with no session (a token
     that is present must still be valid)."""
@@ -385,7 +390,8 @@ class GuardOptions:
     response, never calling the handler. ``False``: authenticate ``OPTIONS``
     like any other method."""
     auth: ClerkAuth | None = None
-    """A specific :class:`ClerkAuth` for this guard (apps with several Clerk instances)."""
+    """A specific [`ClerkAuth`][clerkguard.auth.ClerkAuth] for this guard (apps with several Clerk
+    instances)."""
     cookie_names: tuple[str, ...] | None = None
     """Session cookie names (default: Clerk's ``__session`` and its suffixed variant)."""
     rules: tuple[Rule, ...] = field(default=())
@@ -401,12 +407,13 @@ class GuardOptions:
 
 
 class Preflight(Exception):
-    """Raised by :meth:`Guard.check` / :meth:`Guard.acheck` for an ``OPTIONS`` request.
+    """Raised by [`Guard.check`][clerkguard.adapters.Guard.check] /
+    [`Guard.acheck`][clerkguard.adapters.Guard.acheck] for an ``OPTIONS`` request.
 
-    The guard lets the framework answer it (:meth:`Adapter.options_response`)
-    and the handler is not called. Deliberately not an :class:`AuthError`: an
-    integration that forgot to handle it fails closed (an error), it never
-    runs the handler without a session.
+    The guard lets the framework answer it
+    ([`Adapter.options_response`][clerkguard.adapters.Adapter.options_response]) and the handler is not
+    called. Deliberately not an [`AuthError`][clerkguard.errors.AuthError]: an integration that forgot to
+    handle it fails closed (an error), it never runs the handler without a session.
     """
 
 
@@ -450,11 +457,11 @@ def origin_matches_host(origin: str, host: str | None) -> bool:
 class Guard(Generic[RequestT]):
     """One configured check: token extraction, verification, cookie rules, authorization.
 
-    :meth:`check` (sync) and :meth:`acheck` (async) make the same decision;
-    they differ only in how a JWKS fetch or an async ``authorize`` is awaited.
-    Both return the session, ``None`` when an ``optional`` request carries no
-    token, raise :class:`Preflight` for an ``OPTIONS`` request the framework
-    should answer itself, or raise :class:`AuthError`.
+    [`check`][clerkguard.adapters.Guard.check] (sync) and [`acheck`][clerkguard.adapters.Guard.acheck] (async)
+    make the same decision; they differ only in how a JWKS fetch or an async ``authorize`` is awaited. Both
+    return the session, ``None`` when an ``optional`` request carries no token, raise
+    [`Preflight`][clerkguard.adapters.Preflight] for an ``OPTIONS`` request the framework should answer
+    itself, or raise [`AuthError`][clerkguard.errors.AuthError].
     """
 
     __slots__ = ("_rule", "_sources", "adapter", "options")
@@ -487,7 +494,7 @@ class Guard(Generic[RequestT]):
         """The token of ``request`` and where it came from: a Bearer header wins, then the cookie.
 
         ``None`` means no token at all; a token ``""`` a Bearer header without
-        credentials. Raises :class:`AuthError` (``token-ambiguous``) for two
+        credentials. Raises [`AuthError`][clerkguard.errors.AuthError] (``token-ambiguous``) for two
         Authorization credentials or two different session cookies.
         """
         for source in self._sources:
@@ -505,7 +512,8 @@ class Guard(Generic[RequestT]):
         return None
 
     def token(self, request: RequestT, auth: ClerkAuth) -> str | None:
-        """The token of ``request`` (see :meth:`credential`), without its source."""
+        """The token of ``request`` (see [`credential`][clerkguard.adapters.Guard.credential]), without its
+        source."""
         found = self.credential(request, auth)
         return None if found is None else found[0]
 
@@ -716,7 +724,7 @@ async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
-#: Every option ``require_auth(...)`` takes (the keys of :class:`GuardKwargs`).
+#: Every option ``require_auth(...)`` takes (the keys of [`GuardKwargs`][clerkguard.adapters.GuardKwargs]).
 _OPTION_NAMES = frozenset(GuardKwargs.__annotations__)
 
 
@@ -759,7 +767,7 @@ class RequireAuth:
     """The ``require_auth`` decorator an adapter module exports.
 
     Usable bare (``@require_auth``) or configured (``@require_auth(...)``)
-    with the options of :class:`GuardKwargs` (the rule shorthands ``role``,
+    with the options of [`GuardKwargs`][clerkguard.adapters.GuardKwargs] (the rule shorthands ``role``,
     ``permission``, ``feature``, ``plan``, ``reverification``, ``org`` must
     all hold, plus ``authorize``). Options are checked when the decorator is
     applied, not at the first request.
@@ -797,7 +805,7 @@ class RequireAuth:
         return decorator
 
     def guard(self, **options: Unpack[GuardKwargs]) -> Guard[Any]:
-        """A :class:`Guard` with these options, for frameworks' native hooks.
+        """A [`Guard`][clerkguard.adapters.Guard] with these options, for frameworks' native hooks.
 
         Takes the same keywords as ``require_auth(...)``; used e.g. by
         ``clerkguard.flask.guard_blueprint`` in a ``before_request`` hook.
@@ -881,7 +889,8 @@ def _wrap_handler(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..
 
 
 def guard_of(handler: Callable[..., Any]) -> Guard[Any] | None:
-    """The outermost :class:`Guard` on ``handler`` (following ``__wrapped__``), or ``None``."""
+    """The outermost [`Guard`][clerkguard.adapters.Guard] on ``handler`` (following ``__wrapped__``), or
+    ``None``."""
     for fn in wrapped_chain(handler):
         guard = getattr(fn, "__clerkguard__", None)
         if isinstance(guard, Guard):
@@ -916,10 +925,10 @@ def _is_wrapped(view: Callable[..., Any]) -> bool:
 
 
 def auth_from_config(config: Mapping[str, Any], env: Mapping[str, str] | None = None) -> ClerkAuth:
-    """A :class:`ClerkAuth` from an app's ``CLERK_*`` settings, then the environment.
+    """A [`ClerkAuth`][clerkguard.auth.ClerkAuth] from an app's ``CLERK_*`` settings, then the environment.
 
     ``config`` is a framework's configuration mapping (Flask/Quart/Sanic
-    ``app.config``); each ``CLERK_*`` variable of :data:`clerkguard.config.ENV_VARS`
+    ``app.config``); each ``CLERK_*`` variable of [`clerkguard.config.ENV_VARS`][clerkguard.config.ENV_VARS]
     found there wins over the process environment (``CLERK_AUTHORIZED_PARTIES``
     may be a list). For any other option, build the ``ClerkAuth`` yourself.
     """

@@ -45,8 +45,8 @@ class ClerkAuth:
     """Verifies Clerk session tokens for one Clerk instance.
 
     Every option defaults from its ``CLERK_*`` environment variable (see
-    :data:`clerkguard.config.ENV_VARS`); bad configuration raises
-    :class:`~clerkguard.ConfigurationError` here, not at the first request.
+    [`clerkguard.config.ENV_VARS`][clerkguard.config.ENV_VARS]); bad configuration raises
+    [`ConfigurationError`][clerkguard.ConfigurationError] here, not at the first request.
 
     Args:
         publishable_key: ``pk_test_...``/``pk_live_...``; derives ``issuer`` and
@@ -70,7 +70,7 @@ class ClerkAuth:
         allow_pending_sessions: Accept ``sts: "pending"`` sessions.
         token_cache_size: Verified tokens remembered (0 disables the cache).
         transport: An ``httpx`` transport for JWKS requests (tests:
-            :meth:`clerkguard.testing.LocalIssuer.mock_transport`).
+            [`clerkguard.testing.LocalIssuer.mock_transport`][clerkguard.testing.LocalIssuer.mock_transport]).
         env: Where defaults are read from (default ``os.environ``).
     """
 
@@ -240,7 +240,7 @@ class ClerkAuth:
         """Verify a session token from sync code.
 
         Returns:
-            The verified :class:`~clerkguard.Session`.
+            The verified [`Session`][clerkguard.Session].
 
         Raises:
             AuthError: 401 for any invalid token (``.reason`` says which
@@ -267,7 +267,7 @@ class ClerkAuth:
     async def averify(self, token: str) -> Session:
         """Verify a session token from async code; never blocks the event loop.
 
-        Same result and errors as :meth:`verify`; only a JWKS fetch awaits.
+        Same result and errors as [`verify`][clerkguard.auth.ClerkAuth.verify]; only a JWKS fetch awaits.
         """
         cached = self._cached(token) if type(token) is str else None
         if cached is not None:
@@ -295,7 +295,7 @@ class ClerkAuth:
         self.keyring.close()
 
     async def aclose(self) -> None:
-        """Async :meth:`close`: also cancels the async refresher task."""
+        """Async [`close`][clerkguard.auth.ClerkAuth.close]: also cancels the async refresher task."""
         await self.keyring.aclose()
 
     def __enter__(self) -> Self:

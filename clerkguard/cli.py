@@ -10,7 +10,7 @@ Commands::
     clerkguard demo                verification end to end, in-process or across the examples
 
 ``-`` reads the token from standard input, so it never lands in shell
-history. Exit codes (see :data:`EXIT_CODES`): ``0`` success, ``1`` invalid
+history. Exit codes (see `EXIT_CODES`): ``0`` success, ``1`` invalid
 (token rejected, undecodable, or no usable key), ``2`` unavailable (keys could
 not be fetched), ``64`` usage error, ``78`` configuration error.
 
@@ -78,7 +78,7 @@ _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class UsageError(Exception):
-    """Bad arguments or input; exits with :data:`EXIT_USAGE`."""
+    """Bad arguments or input; exits with `EXIT_USAGE`."""
 
 
 class _Failure(Exception):
@@ -335,7 +335,8 @@ def decode_token(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _header_verdict(token: str) -> str | None:
-    """The reason :meth:`ClerkAuth.verify` would refuse the token before any key lookup."""
+    """The reason [`ClerkAuth.verify`][clerkguard.auth.ClerkAuth.verify] would refuse the token before any key
+    lookup."""
     from ._core.token import HeaderCache, parse_token
 
     try:
@@ -420,7 +421,7 @@ def _modulus_bits(jwk: Mapping[str, Any]) -> int | None:
 def explain_jwks(data: bytes) -> tuple[list[dict[str, Any]], str | None]:
     """One row per published key (kid, kty, bits, status, reason) and the set-level error.
 
-    Uses :func:`clerkguard._core.keys.parse_jwks`, so the verdicts are exactly
+    Uses `clerkguard._core.keys.parse_jwks`, so the verdicts are exactly
     the ones verification applies.
     """
     from ._core.jsonstrict import StrictJSONError, loads_object

@@ -1,6 +1,6 @@
 """Options, environment defaults and publishable-key parsing.
 
-Every option of :class:`~clerkguard.ClerkAuth` may come from the environment
+Every option of [`ClerkAuth`][clerkguard.ClerkAuth] may come from the environment
 (``CLERK_*``), mirroring Mastra's ``MastraAuthClerk``. Validation happens
 once, at construction, and names the option and its variable on failure;
 secrets are never echoed.
@@ -23,7 +23,6 @@ from .errors import ConfigurationError
 
 __all__ = ["ENV_VARS", "PublishableKey", "parse_publishable_key", "validate_url"]
 
-#: Option name -> environment variable it defaults from.
 ENV_VARS: Mapping[str, str] = {
     "publishable_key": "CLERK_PUBLISHABLE_KEY",
     "secret_key": "CLERK_SECRET_KEY",
@@ -33,6 +32,7 @@ ENV_VARS: Mapping[str, str] = {
     "issuer": "CLERK_ISSUER",
     "authorized_parties": "CLERK_AUTHORIZED_PARTIES",
 }
+"""Option name -> the environment variable it defaults from (a blank value counts as unset)."""
 
 DEFAULT_API_URL = "https://api.clerk.com"
 _HOST = re.compile(r"(?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+(?::[0-9]{1,5})?")
@@ -44,7 +44,8 @@ def _where(option: str) -> str:
 
 
 def config_error(option: str, problem: str) -> ConfigurationError:
-    """A :class:`ConfigurationError` naming ``option`` and its env variable."""
+    """A [`ConfigurationError`][clerkguard.errors.ConfigurationError] naming ``option`` and its env
+    variable."""
     return ConfigurationError(f"{_where(option)}: {problem}")
 
 

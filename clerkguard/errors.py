@@ -13,8 +13,9 @@ ClerkGuardError                      base of everything clerkguard raises
 ``reason`` is a stable kebab-case code (``token-expired``,
 ``token-invalid-signature``, ...) that is safe to show to clients and to log;
 ``detail`` is a short human sentence that never contains the token, a secret
-or any value taken from the token. Adapters turn an :class:`AuthError` into an
-HTTP answer with :meth:`AuthError.headers` and :meth:`AuthError.to_dict`.
+or any value taken from the token. Adapters turn an [`AuthError`][clerkguard.errors.AuthError] into an
+HTTP answer with [`AuthError.headers`][clerkguard.errors.AuthError.headers] and
+[`AuthError.to_dict`][clerkguard.errors.AuthError.to_dict].
 """
 
 from __future__ import annotations

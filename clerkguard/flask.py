@@ -13,11 +13,11 @@
     def me():
         return {"user_id": current_auth.user_id}
 
-Glue only: every decision is :class:`clerkguard.adapters.Guard`'s. Flask runs
+Glue only: every decision is [`clerkguard.adapters.Guard`][clerkguard.adapters.Guard]'s. Flask runs
 each async view on a fresh event loop, so guards here are always synchronous
 (the sync key fetcher, shared across threads) and call the view through
 ``current_app.ensure_sync``. A rejection is raised as an
-:class:`AuthHTTPException` (a werkzeug ``HTTPException``), so the app's own
+[`AuthHTTPException`][clerkguard.flask.AuthHTTPException] (a werkzeug ``HTTPException``), so the app's own
 ``errorhandler(401)``/``(403)``/``(503)`` can render it.
 """
 
@@ -78,17 +78,18 @@ G_ATTRIBUTE = _pallets.G_ATTRIBUTE
 
 
 class AuthHTTPException(_pallets.AuthHTTPExceptionBase):
-    """A werkzeug ``HTTPException`` carrying an :class:`~clerkguard.AuthError`.
+    """A werkzeug ``HTTPException`` carrying an [`AuthError`][clerkguard.AuthError].
 
     Renders itself (``get_response``) as the guard's JSON body with the
     ``WWW-Authenticate`` / ``Retry-After`` headers, so it is correct even in an
-    app without the extension. Raised as :class:`AuthUnauthorized`,
-    :class:`AuthForbidden` or :class:`AuthUnavailable`, which also subclass
-    werkzeug's ``Unauthorized``/``Forbidden``/``ServiceUnavailable``: Flask finds
-    an app's ``errorhandler(401)`` for them before the extension's default.
+    app without the extension. Raised as [`AuthUnauthorized`][clerkguard.flask.AuthUnauthorized],
+    [`AuthForbidden`][clerkguard.flask.AuthForbidden] or
+    [`AuthUnavailable`][clerkguard.flask.AuthUnavailable], which also subclass werkzeug's
+    ``Unauthorized``/``Forbidden``/``ServiceUnavailable``: Flask finds an app's ``errorhandler(401)`` for them
+    before the extension's default.
 
     Attributes:
-        error: The :class:`~clerkguard.AuthError` (``.status``, ``.reason``, ...).
+        error: The [`AuthError`][clerkguard.AuthError] (``.status``, ``.reason``, ...).
     """
 
     response_class = flask.Response
@@ -123,7 +124,7 @@ def _render(error: AuthHTTPException) -> flask.Response:
 
 
 class FlaskAdapter(Adapter[flask.Request]):
-    """The :class:`~clerkguard.adapters.Adapter` hooks for Flask."""
+    """The [`Adapter`][clerkguard.adapters.Adapter] hooks for Flask."""
 
     sync_only = True
 
@@ -147,11 +148,11 @@ class FlaskAdapter(Adapter[flask.Request]):
         return cast(flask.Request, flask.request._get_current_object())  # type: ignore[attr-defined]
 
     def store(self, request: flask.Request, session: Session | None) -> None:
-        """Put the session on ``g`` (read it through :data:`current_auth`)."""
+        """Put the session on ``g`` (read it through `current_auth`)."""
         setattr(g, G_ATTRIBUTE, session)
 
     def reject(self, request: flask.Request, error: AuthError) -> Any:
-        """Raise the :class:`AuthHTTPException` for ``error``."""
+        """Raise the [`AuthHTTPException`][clerkguard.flask.AuthHTTPException] for ``error``."""
         raise AuthHTTPException.for_error(error) from None
 
     def options_response(self, request: flask.Request) -> flask.Response:
@@ -159,7 +160,8 @@ class FlaskAdapter(Adapter[flask.Request]):
         return _pallets.no_content(current_app.make_default_options_response())
 
     def auth_for(self, request: flask.Request) -> ClerkAuth:
-        """The app's :class:`ClerkAuth` (from the extension, else built from config/env)."""
+        """The app's [`ClerkAuth`][clerkguard.auth.ClerkAuth] (from the extension, else built from
+        config/env)."""
         return _pallets.app_state(current_app._get_current_object()).auth  # type: ignore[attr-defined]
 
     def call_sync(self, handler: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -179,10 +181,10 @@ def get_auth() -> Session | None:
     return session
 
 
-#: The request's verified :class:`~clerkguard.Session` (a werkzeug ``LocalProxy``).
+#: The request's verified [`Session`][clerkguard.Session] (a werkzeug ``LocalProxy``).
 #: Falsy when the route let the request through without a session
 #: (``optional=True``, ``OPTIONS``); use ``if current_auth:``, not ``is None``,
-#: or call :func:`get_auth`.
+#: or call [`get_auth`][clerkguard.flask.get_auth].
 current_auth: Session = cast(Session, LocalProxy(get_auth))
 
 
@@ -197,7 +199,7 @@ def guard_blueprint(
         admin = Blueprint("admin", __name__)
         guard_blueprint(admin, role="admin")
 
-    Returns the :class:`~clerkguard.adapters.Guard` it installed.
+    Returns the [`Guard`][clerkguard.adapters.Guard] it installed.
     """
     guard: Guard[flask.Request] = require_auth.guard(**options)
 
@@ -220,7 +222,7 @@ def guard_blueprint(
 
 
 class ClerkGuard:
-    """The Flask extension: one :class:`ClerkAuth` per app, error rendering, checks.
+    """The Flask extension: one [`ClerkAuth`][clerkguard.auth.ClerkAuth] per app, error rendering, checks.
 
     ``ClerkGuard(app)`` or ``guard = ClerkGuard(); guard.init_app(app)``
     (application factories). State lives in ``app.extensions["clerkguard"]``;
@@ -228,13 +230,13 @@ class ClerkGuard:
 
     Args:
         app: The app to initialise now.
-        auth: The :class:`ClerkAuth` for every app this extension initialises;
+        auth: The [`ClerkAuth`][clerkguard.auth.ClerkAuth] for every app this extension initialises;
             when omitted, each app gets one built from its ``CLERK_*`` config
             keys, falling back to the environment.
         check_decorator_order: Refuse routes whose view was wrapped by
             ``require_auth`` only *after* the route decorator registered it
             (the guard written above ``@app.route``): a
-            :class:`~clerkguard.ConfigurationError` at ``init_app`` for views
+            [`ConfigurationError`][clerkguard.ConfigurationError] at ``init_app`` for views
             registered by then, and for the others on every request to them.
     """
 
@@ -290,7 +292,7 @@ class ClerkGuard:
         app.before_request(clerkguard_check_decorator_order)
 
     def auth_for(self, app: flask.Flask) -> ClerkAuth:
-        """The :class:`ClerkAuth` ``app`` uses."""
+        """The [`ClerkAuth`][clerkguard.auth.ClerkAuth] ``app`` uses."""
         return _pallets.app_state(app).auth
 
 

@@ -1,7 +1,8 @@
-"""Litestar integration: ``@require_auth``, a native guard, and :class:`ClerkPlugin`.
+"""Litestar integration: ``@require_auth``, a native guard, and
+[`ClerkPlugin`][clerkguard.litestar.ClerkPlugin].
 
 Three ways to protect a handler, all deciding through the same
-:class:`~clerkguard.adapters.Guard`:
+[`Guard`][clerkguard.adapters.Guard]:
 
 * the decorator, placed **below** the route decorator (it wraps the function
   before Litestar reads its signature)::
@@ -18,7 +19,7 @@ Three ways to protect a handler, all deciding through the same
 * the dependency the plugin registers: a handler parameter
   ``clerk_session: Session`` is only satisfied by a verified session.
 
-:class:`ClerkPlugin` wires the rest: the key refresher's lifecycle, the
+[`ClerkPlugin`][clerkguard.litestar.ClerkPlugin] wires the rest: the key refresher's lifecycle, the
 ``clerk_session`` dependency, an OpenAPI bearer security scheme (added to
 every guarded operation), and exception handlers that render errors as
 ``{"error": ..., "reason": ..., "detail": ...}`` with ``WWW-Authenticate``/``Retry-After``.
@@ -103,7 +104,7 @@ SECURITY_SCHEME = "ClerkBearer"
 
 
 class _GuardFunction(Protocol):
-    """A Litestar guard carrying the clerkguard :class:`Guard` it runs."""
+    """A Litestar guard carrying the clerkguard [`Guard`][clerkguard.adapters.Guard] it runs."""
 
     __clerkguard__: Guard[Any]
     exclude_opt_key: str
@@ -159,8 +160,9 @@ def to_exception(error: AuthError) -> ClerkAuthException:
 def auth_exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Litestar exception handler rendering clerkguard's errors like the decorator does.
 
-    :class:`ClerkPlugin` registers it for :class:`ClerkAuthException`; register
-    it yourself if you use :func:`requires_auth` without the plugin.
+    [`ClerkPlugin`][clerkguard.litestar.ClerkPlugin] registers it for
+    [`ClerkAuthException`][clerkguard.litestar.ClerkAuthException]; register it yourself if you use
+    [`requires_auth`][clerkguard.litestar.requires_auth] without the plugin.
     """
     error = getattr(exc, "auth_error", None)
     if not isinstance(error, AuthError):  # registered for something else: keep Litestar's shape
@@ -238,10 +240,10 @@ def _await_sync(awaitable: Awaitable[Any]) -> Any:
 
 # -- the adapter --------------------------------------------------------------------------------
 class LitestarAdapter(Adapter[ASGIConnection[Any, Any, Any, Any]]):
-    """clerkguard's hooks for Litestar (a :class:`Request` or, in guards, any connection).
+    """clerkguard's hooks for Litestar (a `Request` or, in guards, any connection).
 
-    The :class:`~clerkguard.ClerkAuth` is the guard's ``auth=``, else this
-    adapter's, else the one of the app's :class:`ClerkPlugin`.
+    The [`ClerkAuth`][clerkguard.ClerkAuth] is the guard's ``auth=``, else this
+    adapter's, else the one of the app's [`ClerkPlugin`][clerkguard.litestar.ClerkPlugin].
     """
 
     def header(self, request: ASGIConnection[Any, Any, Any, Any], name: str) -> str | None:
@@ -314,7 +316,7 @@ class LitestarAdapter(Adapter[ASGIConnection[Any, Any, Any, Any]]):
         return _await_sync(awaitable)
 
     def auth_for(self, request: ASGIConnection[Any, Any, Any, Any]) -> ClerkAuth:
-        """This adapter's ClerkAuth, else the app's :class:`ClerkPlugin`'s."""
+        """This adapter's ClerkAuth, else the app's [`ClerkPlugin`][clerkguard.litestar.ClerkPlugin]'s."""
         if self.auth is not None:
             return self.auth
         plugin = _plugin_of(request)
@@ -419,8 +421,8 @@ def requires_auth(
     Takes the same options as ``require_auth``. A handler whose ``opt`` has
     ``exclude_opt_key`` set (``@get(..., exclude_from_auth=True)``) is skipped,
     as with Litestar's authentication middleware. Failures raise
-    :class:`ClerkAuthException` subclasses (401/403/503); :class:`ClerkPlugin`
-    renders them as clerkguard's JSON body.
+    [`ClerkAuthException`][clerkguard.litestar.ClerkAuthException] subclasses (401/403/503);
+    [`ClerkPlugin`][clerkguard.litestar.ClerkPlugin] renders them as clerkguard's JSON body.
 
     ``OPTIONS``: Litestar's own generated ``OPTIONS`` handler passes (it runs
     no app code); a handler that declares ``OPTIONS`` itself is authenticated
@@ -483,7 +485,7 @@ class ClerkPlugin(InitPlugin, ReceiveRoutePlugin):
     """Clerk authentication for a Litestar app: ``Litestar(plugins=[ClerkPlugin()])``.
 
     Args:
-        auth: The :class:`ClerkAuth` (default: ``ClerkAuth()`` from ``CLERK_*``
+        auth: The [`ClerkAuth`][clerkguard.auth.ClerkAuth] (default: ``ClerkAuth()`` from ``CLERK_*``
             environment variables, built when the app is created).
         user_loader: ``user_loader(session, connection)`` (sync or async)
             whose result becomes ``request.user``; default: the session itself.
@@ -509,7 +511,7 @@ class ClerkPlugin(InitPlugin, ReceiveRoutePlugin):
         self.user_loader = user_loader
         """Turns a session into ``request.user``; ``None`` keeps the session."""
         self.dependency_key = dependency_key
-        """Parameter name that receives the verified :class:`Session`."""
+        """Parameter name that receives the verified [`Session`][clerkguard.session.Session]."""
         self.security_scheme = security_scheme
         """OpenAPI security scheme name, or ``None``."""
         self.manage_lifecycle = manage_lifecycle

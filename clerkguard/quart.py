@@ -13,7 +13,7 @@
     async def me():
         return {"user_id": current_auth.user_id}
 
-Glue only: every decision is :class:`clerkguard.adapters.Guard`'s. Wrappers
+Glue only: every decision is [`clerkguard.adapters.Guard`][clerkguard.adapters.Guard]'s. Wrappers
 are always async (the async key fetcher, never blocking the loop); sync views
 run through ``current_app.ensure_async`` as Quart runs them. Websocket routes
 are guarded before ``accept()``: a rejected handshake gets the same status and
@@ -82,15 +82,15 @@ Connection: TypeAlias = quart.Request | quart.Websocket
 
 
 class AuthHTTPException(_pallets.AuthHTTPExceptionBase):
-    """A werkzeug ``HTTPException`` carrying an :class:`~clerkguard.AuthError`.
+    """A werkzeug ``HTTPException`` carrying an [`AuthError`][clerkguard.AuthError].
 
     Renders itself as the guard's JSON body with its headers; raised as
-    :class:`AuthUnauthorized`, :class:`AuthForbidden` or :class:`AuthUnavailable`
-    so an app's ``errorhandler(401)``/``(403)``/``(503)`` takes precedence over
-    the extension's default handler.
+    [`AuthUnauthorized`][clerkguard.quart.AuthUnauthorized], [`AuthForbidden`][clerkguard.quart.AuthForbidden]
+    or [`AuthUnavailable`][clerkguard.quart.AuthUnavailable] so an app's
+    ``errorhandler(401)``/``(403)``/``(503)`` takes precedence over the extension's default handler.
 
     Attributes:
-        error: The :class:`~clerkguard.AuthError`.
+        error: The [`AuthError`][clerkguard.AuthError].
     """
 
     response_class = quart.Response
@@ -133,7 +133,7 @@ def _connection() -> Connection:
 
 
 class QuartAdapter(Adapter[Connection]):
-    """The :class:`~clerkguard.adapters.Adapter` hooks for Quart (requests and websockets)."""
+    """The [`Adapter`][clerkguard.adapters.Adapter] hooks for Quart (requests and websockets)."""
 
     async_only = True
 
@@ -158,11 +158,12 @@ class QuartAdapter(Adapter[Connection]):
         return _connection()
 
     def store(self, request: Connection, session: Session | None) -> None:
-        """Put the session on ``g`` (read it through :data:`current_auth`)."""
+        """Put the session on ``g`` (read it through `current_auth`)."""
         setattr(g, G_ATTRIBUTE, session)
 
     def reject(self, request: Connection, error: AuthError) -> Any:
-        """Raise the :class:`AuthHTTPException` for ``error`` (before any websocket accept)."""
+        """Raise the [`AuthHTTPException`][clerkguard.quart.AuthHTTPException] for ``error`` (before any
+        websocket accept)."""
         raise AuthHTTPException.for_error(error) from None
 
     async def options_response(self, request: Connection) -> quart.Response:
@@ -170,7 +171,8 @@ class QuartAdapter(Adapter[Connection]):
         return _pallets.no_content(await current_app.make_default_options_response())
 
     def auth_for(self, request: Connection) -> ClerkAuth:
-        """The app's :class:`ClerkAuth` (from the extension, else built from config/env)."""
+        """The app's [`ClerkAuth`][clerkguard.auth.ClerkAuth] (from the extension, else built from
+        config/env)."""
         return _pallets.app_state(current_app._get_current_object()).auth  # type: ignore[attr-defined]
 
     async def call_async(
@@ -190,9 +192,9 @@ def get_auth() -> Session | None:
     return session
 
 
-#: The request's verified :class:`~clerkguard.Session` (a werkzeug ``LocalProxy``).
+#: The request's verified [`Session`][clerkguard.Session] (a werkzeug ``LocalProxy``).
 #: Falsy when the route let the request through without a session
-#: (``optional=True``, ``OPTIONS``); use ``if current_auth:`` or :func:`get_auth`.
+#: (``optional=True``, ``OPTIONS``); use ``if current_auth:`` or [`get_auth`][clerkguard.quart.get_auth].
 current_auth: Session = cast(Session, LocalProxy(get_auth))
 
 
@@ -202,7 +204,7 @@ def guard_blueprint(
     """Guard every HTTP and websocket route of ``blueprint`` (or an app) in one line.
 
     Takes the options of ``require_auth(...)``; returns the installed
-    :class:`~clerkguard.adapters.Guard`.
+    [`Guard`][clerkguard.adapters.Guard].
     """
     guard: Guard[Connection] = require_auth.guard(**options)
 
@@ -226,7 +228,7 @@ def guard_blueprint(
 
 
 class ClerkGuard:
-    """The Quart extension: one :class:`ClerkAuth` per app, lifecycle, error rendering.
+    """The Quart extension: one [`ClerkAuth`][clerkguard.auth.ClerkAuth] per app, lifecycle, error rendering.
 
     ``ClerkGuard(app)`` or ``guard = ClerkGuard(); guard.init_app(app)``.
     State lives in ``app.extensions["clerkguard"]``; no reference to the app
@@ -234,12 +236,12 @@ class ClerkGuard:
 
     Args:
         app: The app to initialise now.
-        auth: The :class:`ClerkAuth` for every app this extension initialises;
+        auth: The [`ClerkAuth`][clerkguard.auth.ClerkAuth] for every app this extension initialises;
             when omitted, each app gets one from its ``CLERK_*`` config keys,
             falling back to the environment.
         check_decorator_order: Refuse routes whose view ``require_auth``
             wrapped only *after* the route decorator registered it (see
-            :func:`clerkguard.adapters.unguarded_views`).
+            [`clerkguard.adapters.unguarded_views`][clerkguard.adapters.unguarded_views]).
     """
 
     #: The module's decorator, for ``guard.require_auth`` style.
@@ -299,7 +301,7 @@ class ClerkGuard:
         app.before_websocket(clerkguard_check_decorator_order)
 
     def auth_for(self, app: quart.Quart) -> ClerkAuth:
-        """The :class:`ClerkAuth` ``app`` uses."""
+        """The [`ClerkAuth`][clerkguard.auth.ClerkAuth] ``app`` uses."""
         return _pallets.app_state(app).auth
 
 

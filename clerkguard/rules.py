@@ -1,7 +1,8 @@
 """Composable authorization rules for ``require_auth(authorize=...)``.
 
 Each rule is an ``authorize(session, request)`` callable; combine rules (and
-your own callables, sync or async) with :func:`all_of` / :func:`any_of`::
+your own callables, sync or async) with [`all_of`][clerkguard.rules.all_of] /
+[`any_of`][clerkguard.rules.any_of]::
 
     require_auth(authorize=any_of(has_role("admin"), has_permission("org:billing:manage")))
 
@@ -9,9 +10,9 @@ your own callables, sync or async) with :func:`all_of` / :func:`any_of`::
 reverification=..., org=...)`` builds the same rules for you.
 
 The built-in rules are pure and cheap, so guards call them inline, even on an
-event loop. :func:`all_of` and :func:`any_of` stay synchronous while their
-members are, and become awaitable from the first member that returns an
-awaitable (an ``async def`` rule), so a sync rule set costs no event loop.
+event loop. [`all_of`][clerkguard.rules.all_of] and [`any_of`][clerkguard.rules.any_of] stay synchronous while
+their members are, and become awaitable from the first member that returns an awaitable (an ``async def``
+rule), so a sync rule set costs no event loop.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Sanic integration: ``@require_auth`` and the :class:`ClerkGuard` extension.
+"""Sanic integration: ``@require_auth`` and the [`ClerkGuard`][clerkguard.sanic.ClerkGuard] extension.
 
 ::
 
@@ -11,7 +11,7 @@
         return json({"user_id": request.ctx.auth.user_id})
 
 The decorator goes below ``@app.get(...)`` and works on plain handlers,
-blueprint routes and :class:`~sanic.views.HTTPMethodView` (in the class's
+blueprint routes and `HTTPMethodView` (in the class's
 ``decorators`` list or on a single method, where ``self`` comes first: the
 request is found by its type). The verified session is ``request.ctx.auth``
 (``None`` for an ``OPTIONS`` preflight or an anonymous ``optional`` request).
@@ -52,7 +52,7 @@ from .session import Session
 
 __all__ = ["ClerkGuard", "SanicAdapter", "error_response", "require_auth"]
 
-#: Attribute of ``app.ctx`` holding the :class:`ClerkGuard` extension.
+#: Attribute of ``app.ctx`` holding the [`ClerkGuard`][clerkguard.sanic.ClerkGuard] extension.
 EXTENSION_KEY = "clerkguard"
 
 
@@ -114,7 +114,7 @@ class SanicAdapter(Adapter[sanic.Request]):
         return error_response(error)
 
     def auth_for(self, request: sanic.Request) -> ClerkAuth:
-        """This adapter's ClerkAuth, else the app's :class:`ClerkGuard`'s."""
+        """This adapter's ClerkAuth, else the app's [`ClerkGuard`][clerkguard.sanic.ClerkGuard]'s."""
         if self.auth is not None:
             return self.auth
         extension = getattr(request.app.ctx, EXTENSION_KEY, None)
@@ -136,7 +136,7 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
     """The default guard wrapper, plus websockets.
 
     Sanic completes a websocket handshake before it calls the handler, so the
-    :class:`ClerkGuard` extension checks guarded websocket routes in a request
+    [`ClerkGuard`][clerkguard.sanic.ClerkGuard] extension checks guarded websocket routes in a request
     middleware, before the upgrade, and answers a refusal as plain HTTP
     (401/403/503 with the JSON body). Without the extension the check can
     only run after the upgrade: a refusal then closes the websocket with
@@ -190,12 +190,13 @@ async def _check_before_upgrade(request: sanic.Request) -> HTTPResponse | None:
 
 
 class ClerkGuard:
-    """The Sanic extension: one :class:`ClerkAuth` per app and its key refresher.
+    """The Sanic extension: one [`ClerkAuth`][clerkguard.auth.ClerkAuth] per app and its key refresher.
 
     Args:
-        app: The app (or call :meth:`init_app` later).
-        auth: The :class:`ClerkAuth` (default: built in :meth:`init_app` from the
-            app's ``CLERK_*`` config values, then the environment).
+        app: The app (or call [`init_app`][clerkguard.sanic.ClerkGuard.init_app] later).
+        auth: The [`ClerkAuth`][clerkguard.auth.ClerkAuth] (default: built in
+            [`init_app`][clerkguard.sanic.ClerkGuard.init_app] from the app's ``CLERK_*`` config values, then
+            the environment).
         check_decorator_order: Refuse to start when a route serves a handler
             that ``require_auth`` wrapped only *after* it was registered (the
             decorator above ``@app.get``: the route would be unguarded).

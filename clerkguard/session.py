@@ -1,4 +1,4 @@
-"""The verified result of a Clerk session token: :class:`Session`.
+"""The verified result of a Clerk session token: [`Session`][clerkguard.session.Session].
 
 Both session-token versions are decoded into one shape:
 
@@ -20,7 +20,7 @@ __all__ = ["REVERIFICATION_PRESETS", "Reverification", "Session", "decode_org_pe
 
 
 class Reverification(TypedDict):
-    """A custom reverification requirement for :meth:`Session.has`."""
+    """A custom reverification requirement for [`Session.has`][clerkguard.session.Session.has]."""
 
     level: Literal["first_factor", "second_factor", "multi_factor"]
     after_minutes: int
@@ -161,7 +161,7 @@ def _remember_derived(key: tuple[str, ...], value: tuple[str, ...]) -> tuple[str
 
 
 def _org_permissions(features: object, permissions: object, masks: object) -> tuple[str, ...]:
-    """:func:`decode_org_permissions`, remembered for string claims."""
+    """`decode_org_permissions`, remembered for string claims."""
     if type(features) is not str or type(permissions) is not str or type(masks) is not str:
         return decode_org_permissions(features, permissions, masks)
     key = ("per", features, permissions, masks)
@@ -228,11 +228,10 @@ _ORG_UNSET: Any = object()
 class Session:
     """A verified Clerk session. Immutable; holds claims, never the token.
 
-    Built by :meth:`ClerkAuth.verify <clerkguard.ClerkAuth.verify>` (or
-    :meth:`from_claims`). Only the handful of fields every request needs are
-    set up front; organization, permission and feature data are decoded the
-    first time they are read, so verifying a token costs little more than
-    its signature check.
+    Built by `ClerkAuth.verify <clerkguard.ClerkAuth.verify>` (or
+    [`from_claims`][clerkguard.session.Session.from_claims]). Only the handful of fields every request needs
+    are set up front; organization, permission and feature data are decoded the first time they are read, so
+    verifying a token costs little more than its signature check.
 
     Attributes:
         user_id: The ``sub`` claim (``user_...``).
@@ -412,7 +411,7 @@ class Session:
         ``o:``/``organization:``), ``user:name`` (also ``u:``) or a bare
         ``name`` (either scope), as Clerk does. ``reverification`` is a preset name
         (``strict_mfa``, ``strict``, ``moderate``, ``lax``) or a
-        :class:`Reverification` dict. With no condition, or with anything
+        `Reverification` dict. With no condition, or with anything
         that cannot be decided (unknown preset, no ``fva`` claim), the answer
         is ``False``.
         """

@@ -1,13 +1,13 @@
 """Test tooling: a local Clerk-like issuer on loopback, token minting, fixtures.
 
-:class:`LocalIssuer` generates an RSA key, serves its JWKS from a real HTTP
+[`LocalIssuer`][clerkguard.testing.LocalIssuer] generates an RSA key, serves its JWKS from a real HTTP
 server on ``127.0.0.1`` (``/.well-known/jwks.json`` like Clerk's Frontend API
 and ``/v1/jwks`` like the Backend API), and mints tokens shaped exactly like
 Clerk's session tokens (header ``alg``/``cat``/``kid``/``typ``; v2 payload with
 ``o``/``fea``/``pla``, or the v1 variant). The server can be told to misbehave
-(:meth:`LocalIssuer.set_fault`) to test outage handling for real.
+([`LocalIssuer.set_fault`][clerkguard.testing.LocalIssuer.set_fault]) to test outage handling for real.
 
-Use it from pytest through the fixtures of :mod:`clerkguard.pytest_plugin`
+Use it from pytest through the fixtures of [`clerkguard.pytest_plugin`][clerkguard.pytest_plugin]
 (``clerk_issuer``, ``clerk_auth``), or directly::
 
     with LocalIssuer() as issuer:
@@ -55,7 +55,7 @@ class _Missing:
         return "MISSING"
 
 
-#: Pass as a claim or header value to :meth:`LocalIssuer.mint` to remove it.
+#: Pass as a claim or header value to [`LocalIssuer.mint`][clerkguard.testing.LocalIssuer.mint] to remove it.
 MISSING: Any = _Missing()
 
 
@@ -66,7 +66,8 @@ def b64url(data: bytes) -> str:
 
 @dataclass
 class Fault:
-    """How the JWKS endpoint misbehaves (see :meth:`LocalIssuer.set_fault`).
+    """How the JWKS endpoint misbehaves (see
+    [`LocalIssuer.set_fault`][clerkguard.testing.LocalIssuer.set_fault]).
 
     Attributes:
         status: Answer with this HTTP status instead of 200.
@@ -187,7 +188,7 @@ class LocalIssuer:
         self.fault = fault if fault is not None else Fault(**kwargs)
 
     def reset_count(self) -> None:
-        """Zero :attr:`request_count`."""
+        """Zero `request_count`."""
         with self._count_lock:
             self.request_count = 0
 
@@ -294,7 +295,7 @@ class LocalIssuer:
 
     @property
     def api_url(self) -> str:
-        """Backend-API-style base URL (``/v1/jwks`` needs :attr:`secret_key`)."""
+        """Backend-API-style base URL (``/v1/jwks`` needs `secret_key`)."""
         return self.issuer
 
     @property
@@ -310,7 +311,7 @@ class LocalIssuer:
         }
 
     def auth(self, **options: Any) -> ClerkAuth:
-        """A :class:`ClerkAuth` for this issuer (starts the server if needed).
+        """A [`ClerkAuth`][clerkguard.auth.ClerkAuth] for this issuer (starts the server if needed).
 
         Without ``transport`` it fetches over real loopback HTTP. Options
         override the defaults (``env={}`` so the process environment is ignored).
@@ -321,7 +322,7 @@ class LocalIssuer:
         return ClerkAuth(**options)
 
     def jwks(self) -> dict[str, Any]:
-        """The public JWKS document (current key first, then :attr:`extra_keys`)."""
+        """The public JWKS document (current key first, then `extra_keys`)."""
         if self.jwks_override is not None:
             return dict(self.jwks_override)
         keys = []
@@ -337,7 +338,8 @@ class LocalIssuer:
         return self.key.as_pem(private=False).decode()
 
     def mock_transport(self) -> httpx.MockTransport:
-        """An in-memory ``httpx`` transport serving :meth:`jwks` (no sockets)."""
+        """An in-memory ``httpx`` transport serving [`jwks`][clerkguard.testing.LocalIssuer.jwks] (no
+        sockets)."""
 
         def handle(request: httpx.Request) -> httpx.Response:
             with self._count_lock:
@@ -381,7 +383,7 @@ class LocalIssuer:
         actor: Mapping[str, Any] | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
-        """The payload :meth:`mint` would sign (see there for arguments)."""
+        """The payload [`mint`][clerkguard.testing.LocalIssuer.mint] would sign (see there for arguments)."""
         now = int(self.clock() if issued_at is None else issued_at)
         claims: dict[str, Any] = {
             "azp": self.azp if azp is None else azp,
@@ -448,10 +450,10 @@ class LocalIssuer:
     ) -> str:
         """Sign a Clerk-shaped session token.
 
-        Keyword arguments of :meth:`claims` shape the payload (``user_id``,
+        Keyword arguments of [`claims`][clerkguard.testing.LocalIssuer.claims] shape the payload (``user_id``,
         ``org_role``, ``permissions=["org:invoices:read"]``, ``features``,
         ``plan``, ``fva``, ``expires_in``, ``version=1``, ``status="pending"``,
-        ``actor``...); any other keyword sets that claim, and :data:`MISSING`
+        ``actor``...); any other keyword sets that claim, and `MISSING`
         removes it. ``claims`` replaces the payload entirely. ``header``
         entries override the header (``MISSING`` removes one); ``key`` signs
         with another key (to forge).
@@ -476,7 +478,7 @@ def session_cookies(
     pass ``client_uat=0`` for a signed-out client, or a later time for a token
     older than the last sign-in change. ``suffix`` names Clerk's suffixed
     variants (``__session_<suffix>``; see
-    :func:`clerkguard.adapters.cookie_names_for`).
+    [`clerkguard.adapters.cookie_names_for`][clerkguard.adapters.cookie_names_for]).
     """
     if client_uat is None:
         payload = token.split(".")[1]
@@ -502,7 +504,7 @@ def sign(header: Mapping[str, Any], payload: Mapping[str, Any], key: RSAKey) -> 
 def _encode_v2_permissions(
     permissions: list[str], features: list[str]
 ) -> tuple[list[str], list[str], list[int]]:
-    """Inverse of :func:`clerkguard.session.decode_org_permissions`.
+    """Inverse of `clerkguard.session.decode_org_permissions`.
 
     ``org:feature:perm`` strings become (org features, ``per`` list, ``fpm`` masks).
     """

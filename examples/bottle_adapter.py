@@ -2,7 +2,7 @@
 
 Everything framework-specific is the six hooks of ``BottleAdapter``; token
 extraction, verification, rules, ``authorize`` and every error decision come
-from :mod:`clerkguard.adapters`, exactly as for the built-in Flask and Quart
+from `clerkguard.adapters`, exactly as for the built-in Flask and Quart
 adapters. ``docs/adapters.md`` walks through this file; the test
 ``tests/adapters/test_bottle_adapter.py`` runs it (and the shared request
 table) through Bottle's WSGI app.
@@ -72,7 +72,7 @@ def current_session() -> Session | None:
 
 
 def make_require_auth(auth: ClerkAuth) -> RequireAuth:
-    """A ``require_auth`` decorator for Bottle, bound to one :class:`ClerkAuth`."""
+    """A ``require_auth`` decorator for Bottle, bound to one `ClerkAuth`."""
     return build_require_auth(BottleAdapter(auth=auth))
 
 

@@ -75,7 +75,7 @@ def create_app(auth: ClerkAuth | None = None) -> Flask:
     @app.get("/protected")
     @require_auth  # always BELOW the route decorator
     def protected() -> dict[str, Any]:
-        """Any signed-in user; ``current_auth`` is the verified :class:`Session`."""
+        """Any signed-in user; ``current_auth`` is the verified `Session`."""
         return {"user_id": current_auth.user_id, "org_role": current_auth.org_role}
 
     @app.get("/admin")

@@ -12,9 +12,9 @@ operation.
 
 These are the routes of clerkguard's shared adapter test table, so every
 framework example answers the same requests the same way: the table's tests
-build their app with :func:`create_app` on a test issuer's ``ClerkAuth``.
+build their app with `create_app` on a test issuer's ``ClerkAuth``.
 ``app`` is built on first access, so importing this module for
-:func:`create_app` needs no ``CLERK_*`` configuration.
+`create_app` needs no ``CLERK_*`` configuration.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def user(request: AnyRequest) -> dict[str, Any]:
 @get("/protected")
 @require_auth
 async def protected(request: AnyRequest) -> dict[str, Any]:
-    """Any signed-in user; ``request.auth`` is the verified :class:`Session`."""
+    """Any signed-in user; ``request.auth`` is the verified `Session`."""
     return {"user_id": request.auth.user_id, "org_role": request.auth.org_role}
 
 

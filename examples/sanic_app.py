@@ -11,9 +11,9 @@ for a local issuer and mints tokens.
 
 These are the routes of clerkguard's shared adapter test table, so every
 framework example answers the same requests the same way: the table's tests
-build their app with :func:`create_app` on a test issuer's ``ClerkAuth``.
+build their app with `create_app` on a test issuer's ``ClerkAuth``.
 ``app`` is built on first access, so importing this module for
-:func:`create_app` needs no ``CLERK_*`` configuration.
+`create_app` needs no ``CLERK_*`` configuration.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from clerkguard.sanic import ClerkGuard, require_auth
 #: The only user ``/async-authorize`` lets through.
 ALLOWED_USER = "user_allowed"
 
-#: The routes, on a blueprint so that :func:`create_app` can build many apps.
+#: The routes, on a blueprint so that `create_app` can build many apps.
 api = Blueprint("api")
 
 

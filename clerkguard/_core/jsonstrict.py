@@ -65,7 +65,7 @@ def _depth_ok(value: Any, depth: int) -> bool:
     """True unless a container sits deeper than ``MAX_DEPTH`` (``value`` is at ``depth``).
 
     Only containers count, so the rule agrees with the bracket-count shortcut
-    in :func:`loads_object` and cannot depend on what strings contain.
+    in `loads_object` and cannot depend on what strings contain.
     """
     if isinstance(value, dict):
         return depth <= MAX_DEPTH and all(_depth_ok(v, depth + 1) for v in value.values())

@@ -1,21 +1,21 @@
 """The JWKS cache state machine (design section 5), shared by sync and async callers.
 
-:class:`JWKSState` decides; it never fetches, sleeps or locks. The I/O shell
-(:mod:`clerkguard._keyring`) holds a lock around every call, performs the
-fetches it is told to start, and reports back with :meth:`JWKSState.finish`.
+`JWKSState` decides; it never fetches, sleeps or locks. The I/O shell
+(`clerkguard._keyring`) holds a lock around every call, performs the
+fetches it is told to start, and reports back with `JWKSState.finish`.
 Times are monotonic seconds supplied by the caller, so every rule here is
 tested with plain numbers.
 
 The rules, in one place:
 
 * keys are fresh for ``ttl``; a background refresh is due at
-  :attr:`JWKSPolicy.refresh_after` (before ``ttl`` runs out);
+  `JWKSPolicy.refresh_after` (before ``ttl`` runs out);
 * keys keep serving, stale, until ``ttl + max_stale``; then they are unusable
   (a cold cache again: requests get 503 until a fetch succeeds);
 * an unknown ``kid``, or a known ``kid`` whose signature failed, may start a
   fetch at most once per ``cooldown`` (decided when the fetch starts);
 * one fetch at a time: everybody else waits for the one in flight, and a
-  fetch older than :attr:`JWKSPolicy.flight_abandoned_after` is presumed dead;
+  fetch older than `JWKSPolicy.flight_abandoned_after` is presumed dead;
 * a failed fetch never replaces keys; the next attempt backs off
   exponentially (1, 2, 4, ... seconds) within the limits below;
 * a result that arrives after a *newer* fetch has finished is dropped.
@@ -67,7 +67,7 @@ class Step(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The answer of :meth:`JWKSState.resolve`."""
+    """The answer of `JWKSState.resolve`."""
 
     step: Step
     key: RSAKey | None = None
@@ -128,7 +128,7 @@ class JWKSState:
     def refresh_delay(self, now: float) -> float:
         """Seconds a refresher may sleep before something can be due.
 
-        Positive whenever :meth:`start_refresh` would refuse, so a refresher
+        Positive whenever `start_refresh` would refuse, so a refresher
         that sleeps this long and then tries never spins: while a fetch is in
         flight it sleeps until that fetch is presumed dead (the shell also
         wakes it when the fetch finishes); otherwise until the next refresh.
