@@ -1,0 +1,325 @@
+"""FastAPI integration: :class:`ClerkGuard`, the ``requires_auth`` dependency, ``@require_auth``.
+
+::
+
+    from typing import Annotated
+    from fastapi import Depends, FastAPI
+    from clerkguard import Session
+    from clerkguard.fastapi import ClerkGuard, requires_auth
+
+    app = FastAPI()
+    ClerkGuard(app)  # ClerkAuth() from CLERK_*, JSON errors, key refresher in the lifespan
+
+    @app.get("/me")
+    async def me(session: Annotated[Session, Depends(requires_auth())]):
+        return {"user_id": session.user_id}
+
+Two forms, one decision (:class:`clerkguard.adapters.Guard`):
+
+* the dependency: ``requires_auth(...)`` returns a ``fastapi.security``
+  ``SecurityBase`` that yields the verified :class:`~clerkguard.Session`, in a
+  parameter or in ``dependencies=[Depends(requires_auth())]`` on a route,
+  router or app. FastAPI documents it as the HTTP bearer security scheme
+  ``ClerkBearer`` on exactly the operations that use it (Swagger UI's
+  "Authorize" button works). It verifies on the event loop with the async key
+  fetcher, for sync and async endpoints alike.
+* the decorator, **below** ``@app.get(...)``: ``@require_auth(role="admin")``.
+  It keeps the endpoint's signature for FastAPI's dependency injection and
+  adds a connection parameter when the endpoint has none. A sync endpoint
+  stays sync: FastAPI runs it in its threadpool, where a cold key fetch
+  blocks that worker thread, never the event loop. Websocket endpoints are
+  refused before ``accept()``. Placed above the route decorator it would
+  guard nothing: :class:`ClerkGuard` refuses such an app when it starts.
+
+:class:`ClerkGuard` renders failures as ``{"error": ..., "reason": ...}``
+with ``WWW-Authenticate``/``Retry-After`` (not FastAPI's ``{"detail": ...}``);
+an app's own 401/403/503 exception handlers still win.
+"""
+
+from __future__ import annotations
+
+from .errors import MissingDependencyError
+
+try:
+    import fastapi  # noqa: F401 - only probing that the extra is installed
+except ImportError:  # pragma: no cover - exercised in a venv without FastAPI
+    raise MissingDependencyError("fastapi", "fastapi") from None
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
+
+from fastapi import Security
+from fastapi.dependencies.utils import get_typed_signature
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocket
+
+from .adapters import Guard, RequireAuth, TokenSource, build_require_auth
+from .auth import Authorize, ClerkAuth
+from .errors import AuthError
+from .session import Reverification, Session
+from .starlette import (
+    _GUARDED,
+    ClerkAuthException,
+    StarletteAdapter,
+    allowed_methods,
+    auth_exception_handler,
+    deny_websocket,
+    error_response,
+)
+from .starlette import ClerkGuard as _StarletteClerkGuard
+
+__all__ = [
+    "CONNECTION_PARAMETER",
+    "SECURITY_SCHEME",
+    "ClerkAuthException",
+    "ClerkBearer",
+    "ClerkGuard",
+    "FastAPIAdapter",
+    "auth_exception_handler",
+    "error_response",
+    "require_auth",
+    "requires_auth",
+]
+
+#: Name of the OpenAPI security scheme (``components.securitySchemes``).
+SECURITY_SCHEME = "ClerkBearer"
+_SCHEME_DESCRIPTION = "A Clerk session token (Authorization: Bearer, or the __session cookie)."
+
+
+class FastAPIAdapter(StarletteAdapter):
+    """The Starlette hooks; FastAPI passes the connection by keyword (see :func:`_wrap`)."""
+
+
+class _OptionsAnswer(HTTPException):
+    """``OPTIONS`` on a route guarded by the dependency: the endpoint must not run.
+
+    A 204 ``HTTPException`` carrying ``Allow``: FastAPI's default handler
+    answers it with an empty 204 and the header.
+    """
+
+
+# -- the decorator ----------------------------------------------------------------------------
+def _is_async(fn: Callable[..., Any]) -> bool:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004
+
+
+class _GuardedOperation(SecurityBase):
+    """The parameter ``@require_auth`` adds to an endpoint: it yields the connection.
+
+    A ``SecurityBase`` like :class:`ClerkBearer`, so FastAPI lists the same
+    ``ClerkBearer`` scheme on decorated operations; it verifies nothing (the
+    wrapper does, with the decorator's options).
+    """
+
+    def __init__(self) -> None:
+        self.model = HTTPBearerModel(bearerFormat="JWT", description=_SCHEME_DESCRIPTION)
+        self.scheme_name = SECURITY_SCHEME
+
+    async def __call__(self, connection: HTTPConnection) -> HTTPConnection:
+        return connection
+
+
+_OPERATION = _GuardedOperation()
+#: Name of the parameter the decorator adds (FastAPI injects it, the wrapper removes it).
+CONNECTION_PARAMETER = "clerkguard_connection"
+
+
+def _is_websocket_endpoint(handler: Callable[..., Any]) -> bool:
+    """Whether FastAPI will pass a ``WebSocket`` (annotations resolved as FastAPI does)."""
+    try:
+        typed = get_typed_signature(handler)
+    except Exception:  # an unresolvable annotation: FastAPI will report it itself
+        typed = inspect.signature(handler)
+    return any(
+        inspect.isclass(p.annotation) and issubclass(p.annotation, WebSocket)
+        for p in typed.parameters.values()
+    )
+
+
+def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
+    """Wrap a FastAPI endpoint, keeping its kind and (for DI) its signature.
+
+    The endpoint gets one more keyword-only parameter, a dependency that
+    yields the connection (so handlers need no ``request`` parameter) and marks
+    the operation with the ``ClerkBearer`` scheme in OpenAPI.
+    """
+    if inspect.isclass(handler) or isinstance(handler, SecurityBase):
+        raise TypeError("@require_auth decorates endpoint functions; for dependencies use requires_auth()")
+    adapter = cast(FastAPIAdapter, guard.adapter)
+    allow_options = guard.options.allow_options
+    signature = inspect.signature(handler)
+    key = CONNECTION_PARAMETER
+    if key in signature.parameters:
+        raise TypeError(
+            f"@require_auth is applied twice, or the endpoint has a {CONNECTION_PARAMETER} parameter"
+        )
+    websocket = _is_websocket_endpoint(handler)
+    parameters = list(signature.parameters.values())
+    at = len(parameters)
+    if parameters and parameters[-1].kind is inspect.Parameter.VAR_KEYWORD:
+        at -= 1
+    connection = inspect.Parameter(
+        CONNECTION_PARAMETER,
+        inspect.Parameter.KEYWORD_ONLY,
+        annotation=HTTPConnection,
+        default=Security(_OPERATION),
+    )
+    parameters.insert(at, connection)
+    signature = signature.replace(parameters=parameters)
+
+    if websocket and not _is_async(handler):
+        raise TypeError("websocket endpoints are async; @require_auth can't wrap a sync one")
+    wrapper: Callable[..., Any]
+    if _is_async(handler):
+
+        @functools.wraps(handler)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            request = kwargs.pop(key)
+            if allow_options and request.scope.get("method") == "OPTIONS":
+                return adapter.options_response(request)
+            try:
+                session = await guard.acheck(request)
+            except AuthError as error:
+                if isinstance(request, WebSocket):
+                    await deny_websocket(request, error)
+                    return None
+                return adapter.reject(request, error)
+            adapter.store(request, session)
+            return await handler(*args, **kwargs)
+
+        wrapper = async_wrapper
+    else:
+
+        @functools.wraps(handler)
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            # FastAPI runs sync endpoints in its threadpool: a cold key fetch
+            # here blocks a worker thread, never the event loop.
+            request = kwargs.pop(key)
+            if allow_options and request.scope.get("method") == "OPTIONS":
+                return adapter.options_response(request)
+            try:
+                session = guard.check(request)
+            except AuthError as error:
+                return adapter.reject(request, error)
+            adapter.store(request, session)
+            return handler(*args, **kwargs)
+
+        wrapper = sync_wrapper
+
+    # FastAPI reads inspect.signature (which stops at __signature__) and
+    # resolves string annotations in the unwrapped handler's globals.
+    target: Any = wrapper
+    target.__signature__ = signature
+    target.__clerkguard__ = guard
+    _GUARDED.add(handler)
+    return wrapper
+
+
+#: ``@require_auth`` / ``@require_auth(authorize=..., role=..., optional=..., auth=...)`` for
+#: FastAPI endpoints; place it below ``@app.get(...)``.
+require_auth: RequireAuth = build_require_auth(FastAPIAdapter(), wrap=_wrap)
+
+
+# -- the dependency ------------------------------------------------------------------------------
+class ClerkBearer(SecurityBase):
+    """The dependency :func:`requires_auth` returns: the session, and the OpenAPI scheme.
+
+    A ``fastapi.security.base.SecurityBase`` like FastAPI's own ``HTTPBearer``:
+    FastAPI calls it with the connection and lists :attr:`model` under
+    ``components.securitySchemes[scheme_name]`` and in the ``security`` of
+    every operation that depends on it.
+
+    Attributes:
+        guard: The :class:`~clerkguard.adapters.Guard` it runs.
+    """
+
+    def __init__(self, guard: Guard[Any], *, scheme_name: str = SECURITY_SCHEME) -> None:
+        self.guard = guard
+        self.model = HTTPBearerModel(bearerFormat="JWT", description=_SCHEME_DESCRIPTION)
+        self.scheme_name = scheme_name
+        self.__clerkguard__ = guard
+
+    async def __call__(self, request: HTTPConnection) -> Session | None:
+        """Verify the request; the session (``None``: optional and anonymous), or raise.
+
+        Runs on the event loop (async key fetch) whatever the endpoint's kind.
+        Failures raise :class:`~clerkguard.starlette.ClerkAuthException`.
+        """
+        guard = self.guard
+        if guard.options.allow_options and request.scope.get("method") == "OPTIONS":
+            # The endpoint must not run for OPTIONS: answer it as the framework would.
+            raise _OptionsAnswer(204, headers={"Allow": ", ".join(allowed_methods(request.scope))})
+        try:
+            session = await guard.acheck(request)
+        except AuthError as error:
+            raise ClerkAuthException(error) from None
+        guard.adapter.store(request, session)
+        return session
+
+
+def requires_auth(
+    *,
+    authorize: Authorize | None = None,
+    optional: bool = False,
+    auth: ClerkAuth | None = None,
+    token_sources: Sequence[TokenSource] = ("header", "cookie"),
+    allow_options: bool = True,
+    cookie_names: Iterable[str] | None = None,
+    role: str | None = None,
+    permission: str | None = None,
+    feature: str | None = None,
+    plan: str | None = None,
+    reverification: str | Reverification | None = None,
+    org: str | None = None,
+) -> ClerkBearer:
+    """A FastAPI dependency requiring a verified Clerk session; it yields the :class:`Session`.
+
+    ``session: Annotated[Session, Depends(requires_auth(role="org:admin"))]``, or
+    ``dependencies=[Depends(requires_auth())]`` on a route, router or app.
+    Takes every option of ``require_auth``; with ``optional=True`` it yields
+    ``None`` for a request without a token. Failures raise
+    :class:`~clerkguard.starlette.ClerkAuthException` (401/403/503), which
+    :class:`ClerkGuard` renders as clerkguard's JSON body.
+    """
+    guard = require_auth.guard(
+        authorize=authorize,
+        optional=optional,
+        auth=auth,
+        token_sources=tuple(token_sources),
+        allow_options=allow_options,
+        cookie_names=tuple(cookie_names) if cookie_names is not None else None,
+        role=role,
+        permission=permission,
+        feature=feature,
+        plan=plan,
+        reverification=reverification,
+        org=org,
+    )
+    return ClerkBearer(guard)
+
+
+class ClerkGuard(_StarletteClerkGuard):
+    """Clerk authentication for a FastAPI app: ``ClerkGuard(app)`` or ``init_app(app)``.
+
+    Keeps the app's :class:`~clerkguard.ClerkAuth` (default ``ClerkAuth()``
+    from ``CLERK_*``) on ``app.state``, renders errors as clerkguard's JSON
+    (an exception handler for :class:`~clerkguard.starlette.ClerkAuthException`),
+    starts and stops the key refresher with the app's lifespan without
+    replacing it, and refuses to start an app where ``@require_auth`` sits
+    above a route decorator.
+
+    Args:
+        app: The app to initialise now (or later with :meth:`init_app`).
+        auth: The ClerkAuth; default ``ClerkAuth()`` from the environment.
+        manage_lifecycle: Run the key refresher in the app's lifespan.
+    """
+
+    #: The module's decorator, for ``guard.require_auth`` style.
+    require_auth: RequireAuth = require_auth
