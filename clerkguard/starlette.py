@@ -56,6 +56,7 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Scope
 from starlette.websockets import WebSocket, WebSocketState
 
@@ -226,17 +227,24 @@ class StarletteAdapter(Adapter[HTTPConnection]):
 
 
 def allowed_methods(scope: Scope) -> list[str]:
-    """The methods the matched route serves, ``OPTIONS`` included (for ``Allow``)."""
+    """The methods served at the request's path, ``OPTIONS`` included (for ``Allow``).
+
+    The matched route's methods, plus those of the router's other routes for
+    the same path (FastAPI registers ``@app.get`` and ``@app.options`` as two
+    routes); an ``HTTPEndpoint``'s methods are those it defines.
+    """
     methods: set[str] = {"OPTIONS"}
     route_methods = getattr(scope.get("route"), "methods", None)
     if route_methods:
         methods.update(route_methods)
-    else:
-        endpoint = scope.get("endpoint")
-        if inspect.isclass(endpoint) and issubclass(endpoint, HTTPEndpoint):
-            methods.update(m for m in _ENDPOINT_METHODS if getattr(endpoint, m.lower(), None) is not None)
-            if "GET" in methods:
-                methods.add("HEAD")
+    endpoint = scope.get("endpoint")
+    if inspect.isclass(endpoint) and issubclass(endpoint, HTTPEndpoint):
+        methods.update(m for m in _ENDPOINT_METHODS if getattr(endpoint, m.lower(), None) is not None)
+        if "GET" in methods:
+            methods.add("HEAD")
+    for route in getattr(scope.get("router"), "routes", ()):
+        if isinstance(route, Route) and route.methods and route.matches(scope)[0] is not Match.NONE:
+            methods.update(route.methods)
     return [m for m in _ENDPOINT_METHODS if m in methods] + sorted(methods - set(_ENDPOINT_METHODS))
 
 
