@@ -485,6 +485,12 @@ def _wrap_lifespan(app: Starlette, auth: ClerkAuth) -> None:
 
 def _endpoints(routes: Iterable[Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
     for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            # FastAPI >= 0.16x keeps an included router as one lazy route.
+            context_prefix = str(getattr(getattr(route, "include_context", None), "prefix", ""))
+            yield from _endpoints(included.routes, prefix + context_prefix)
+            continue
         path = prefix + str(getattr(route, "path", ""))
         endpoint = getattr(route, "endpoint", None)
         if endpoint is not None:

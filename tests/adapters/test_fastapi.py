@@ -25,6 +25,7 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI, Request, WebSocket
 from fastapi.responses import PlainTextResponse
 from fastapi.testclient import TestClient
+from starlette.requests import HTTPConnection
 from starlette.testclient import WebSocketDenialResponse
 
 from clerkguard import ClerkAuth, ConfigurationError, MissingDependencyError, Session
@@ -195,6 +196,39 @@ def test_decorator_above_the_route_decorator_is_refused(clerk_auth: ClerkAuth) -
         ClerkGuard(app, clerk_auth)
 
 
+def test_decorator_above_the_route_decorator_of_an_included_router_is_refused(
+    clerk_auth: ClerkAuth,
+) -> None:
+    router = APIRouter(prefix="/api")
+
+    @require_auth
+    @router.get("/secret")
+    async def secret() -> dict[str, Any]:
+        return {"secret": True}
+
+    app = FastAPI()
+    app.include_router(router, prefix="/v1")
+    with pytest.raises(ConfigurationError, match="/v1/api/secret"):
+        ClerkGuard(app, clerk_auth)
+
+
+def test_endpoint_with_its_own_http_connection_parameter(clerk_auth: ClerkAuth, clerk_token: Mint) -> None:
+    app = FastAPI()
+    ClerkGuard(app, clerk_auth)
+
+    @app.get("/conn")
+    @require_auth
+    def conn(connection: HTTPConnection) -> dict[str, Any]:
+        return {"user_id": connection.auth.user_id}
+
+    assert list(inspect.signature(conn).parameters) == ["connection"]  # reused, nothing added
+    with TestClient(app) as client:
+        assert client.get("/conn", headers=bearer(clerk_token(user_id="user_c"))).json() == {
+            "user_id": "user_c"
+        }
+        assert_error(client.get("/conn"), 401, "token-missing")
+
+
 def test_misordered_route_added_after_init_is_refused_at_startup_and_first_request(
     clerk_auth: ClerkAuth,
 ) -> None:
@@ -300,11 +334,33 @@ def test_openapi_lists_the_bearer_scheme_on_guarded_operations_only(example: Tes
     guarded = [key for key, value in security.items() if value is not None]
     assert security[("get", "/health")] is None
     assert len(guarded) == len(security) - 1
+    optional = {("get", "/optional"), ("get", "/depends/optional")}
     for key in guarded:
-        assert security[key] == [{"ClerkBearer": []}], key
+        if key in optional:  # OpenAPI's empty requirement: anonymous is fine too
+            assert security[key] == [{}, {"ClerkBearer": []}], key
+        else:
+            assert security[key] == [{"ClerkBearer": []}], key
     # Both forms, router dependencies included.
     for path in ("/protected", "/sync", "/depends/protected", "/depends/async", "/reports/"):
         assert ("get", path) in guarded
+
+
+def test_openapi_of_routers_included_with_a_prefix(clerk_auth: ClerkAuth) -> None:
+    inner = APIRouter()
+
+    @inner.get("/deep")
+    @require_auth
+    async def deep() -> dict[str, Any]:
+        return {}
+
+    outer = APIRouter(prefix="/outer")
+    outer.include_router(inner, prefix="/inner")
+    app = FastAPI()
+    app.include_router(outer, prefix="/v1")
+    ClerkGuard(app, clerk_auth)
+    schema = app.openapi()
+    assert schema["paths"]["/v1/outer/inner/deep"]["get"]["security"] == [{"ClerkBearer": []}]
+    assert app.openapi() is schema  # amended once, then FastAPI's cache
 
 
 # -- websockets ----------------------------------------------------------------------------------------------
