@@ -47,7 +47,7 @@ except ImportError:  # pragma: no cover - exercised in a venv without FastAPI
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import fastapi.routing
@@ -59,20 +59,24 @@ from fastapi.security.base import SecurityBase
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
+from starlette.responses import Response
+from starlette.types import Scope
 from starlette.websockets import WebSocket
+from typing_extensions import Unpack
 
-from .adapters import Guard, RequireAuth, TokenSource, build_require_auth, guard_of
-from .auth import Authorize, ClerkAuth
+from .adapters import Guard, GuardKwargs, Preflight, RequireAuth, build_require_auth, guard_of
+from .auth import ClerkAuth
 from .errors import AuthError
-from .session import Reverification, Session
+from .session import Session
 from .starlette import (
-    _GUARDED,
     ClerkAuthException,
     StarletteAdapter,
+    _remember,
     allowed_methods,
     auth_exception_handler,
     deny_websocket,
     error_response,
+    ordered_methods,
 )
 from .starlette import ClerkGuard as _StarletteClerkGuard
 
@@ -97,6 +101,21 @@ _SCHEME = HTTPBearerModel(bearerFormat="JWT", description=_SCHEME_DESCRIPTION)
 
 class FastAPIAdapter(StarletteAdapter):
     """The Starlette hooks; FastAPI passes the connection by keyword (see :func:`_wrap`)."""
+
+    def options_response(self, request: HTTPConnection) -> Response:
+        """``204`` with ``Allow``: every method served at the path, in included routers too."""
+        return Response(status_code=204, headers={"Allow": ", ".join(_allowed_methods(request.scope))})
+
+
+def _allowed_methods(scope: Scope) -> list[str]:
+    methods = set(allowed_methods(scope))
+    path = getattr(scope.get("route"), "path_format", None)
+    app = scope.get("app")
+    if path is not None and isinstance(app, FastAPI):
+        for route in _api_routes(app):
+            if route.path_format == path:
+                methods.update(route.methods or ())
+    return ordered_methods(methods)
 
 
 class _OptionsAnswer(HTTPException):
@@ -138,7 +157,6 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
     if inspect.isclass(handler) or isinstance(handler, SecurityBase):
         raise TypeError("@require_auth decorates endpoint functions; for dependencies use requires_auth()")
     adapter = cast(FastAPIAdapter, guard.adapter)
-    allow_options = guard.options.allow_options
     signature = inspect.signature(handler)
     typed = _typed_parameters(handler)
     websocket = any(inspect.isclass(p.annotation) and issubclass(p.annotation, WebSocket) for p in typed)
@@ -165,8 +183,6 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
         @functools.wraps(handler)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             request = kwargs.pop(key) if injected else kwargs[key]
-            if allow_options and request.scope.get("method") == "OPTIONS":
-                return adapter.options_response(request)
             try:
                 session = await guard.acheck(request)
             except AuthError as error:
@@ -174,6 +190,8 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
                     await deny_websocket(request, error)
                     return None
                 return adapter.reject(request, error)
+            except Preflight:
+                return adapter.options_response(request)
             adapter.store(request, session)
             return await handler(*args, **kwargs)
 
@@ -185,12 +203,12 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
             # FastAPI runs sync endpoints in its threadpool: a cold key fetch
             # here blocks a worker thread, never the event loop.
             request = kwargs.pop(key) if injected else kwargs[key]
-            if allow_options and request.scope.get("method") == "OPTIONS":
-                return adapter.options_response(request)
             try:
                 session = guard.check(request)
             except AuthError as error:
                 return adapter.reject(request, error)
+            except Preflight:
+                return adapter.options_response(request)
             adapter.store(request, session)
             return handler(*args, **kwargs)
 
@@ -201,7 +219,7 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
     target: Any = wrapper
     target.__signature__ = signature
     target.__clerkguard__ = guard
-    _GUARDED.add(handler)
+    _remember(handler)
     return wrapper
 
 
@@ -236,32 +254,18 @@ class ClerkBearer(SecurityBase):
         Failures raise :class:`~clerkguard.starlette.ClerkAuthException`.
         """
         guard = self.guard
-        if guard.options.allow_options and request.scope.get("method") == "OPTIONS":
-            # The endpoint must not run for OPTIONS: answer it as the framework would.
-            raise _OptionsAnswer(204, headers={"Allow": ", ".join(allowed_methods(request.scope))})
         try:
             session = await guard.acheck(request)
         except AuthError as error:
             raise ClerkAuthException(error) from None
+        except Preflight:
+            # The endpoint must not run for OPTIONS: answer it as the framework would.
+            raise _OptionsAnswer(204, headers={"Allow": ", ".join(_allowed_methods(request.scope))}) from None
         guard.adapter.store(request, session)
         return session
 
 
-def requires_auth(
-    *,
-    authorize: Authorize | None = None,
-    optional: bool = False,
-    auth: ClerkAuth | None = None,
-    token_sources: Sequence[TokenSource] = ("header", "cookie"),
-    allow_options: bool = True,
-    cookie_names: Iterable[str] | None = None,
-    role: str | None = None,
-    permission: str | None = None,
-    feature: str | None = None,
-    plan: str | None = None,
-    reverification: str | Reverification | None = None,
-    org: str | None = None,
-) -> ClerkBearer:
+def requires_auth(**options: Unpack[GuardKwargs]) -> ClerkBearer:
     """A FastAPI dependency requiring a verified Clerk session; it yields the :class:`Session`.
 
     ``session: Annotated[Session, Depends(requires_auth(role="org:admin"))]``, or
@@ -269,23 +273,11 @@ def requires_auth(
     Takes every option of ``require_auth``; with ``optional=True`` it yields
     ``None`` for a request without a token. Failures raise
     :class:`~clerkguard.starlette.ClerkAuthException` (401/403/503), which
-    :class:`ClerkGuard` renders as clerkguard's JSON body.
+    :class:`ClerkGuard` renders as clerkguard's JSON body. ``OPTIONS`` (with
+    the default ``allow_options=True``) is answered ``204`` with ``Allow``;
+    the endpoint does not run.
     """
-    guard = require_auth.guard(
-        authorize=authorize,
-        optional=optional,
-        auth=auth,
-        token_sources=tuple(token_sources),
-        allow_options=allow_options,
-        cookie_names=tuple(cookie_names) if cookie_names is not None else None,
-        role=role,
-        permission=permission,
-        feature=feature,
-        plan=plan,
-        reverification=reverification,
-        org=org,
-    )
-    return ClerkBearer(guard)
+    return ClerkBearer(require_auth.guard(**options))
 
 
 class ClerkGuard(_StarletteClerkGuard):

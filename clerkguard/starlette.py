@@ -59,8 +59,18 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Scope
 from starlette.websockets import WebSocket, WebSocketState
+from typing_extensions import Unpack
 
-from .adapters import Adapter, Guard, RequireAuth, TokenSource, build_require_auth, guard_of
+from .adapters import (
+    Adapter,
+    Guard,
+    GuardKwargs,
+    Preflight,
+    RequireAuth,
+    build_require_auth,
+    guard_of,
+    wrapped_chain,
+)
 from .auth import ClerkAuth
 from .errors import AuthError, ConfigurationError
 from .session import Session
@@ -179,10 +189,6 @@ class StarletteAdapter(Adapter[HTTPConnection]):
                 return bytes(value).decode("latin-1")
         return None
 
-    def cookie(self, request: HTTPConnection, name: str) -> str | None:
-        """A cookie value (Starlette's parser)."""
-        return request.cookies.get(name)
-
     def method(self, request: HTTPConnection) -> str:
         """The HTTP method (a websocket handshake counts as ``GET``)."""
         return str(request.scope.get("method", "GET")).upper()
@@ -245,13 +251,29 @@ def allowed_methods(scope: Scope) -> list[str]:
     for route in getattr(scope.get("router"), "routes", ()):
         if isinstance(route, Route) and route.methods and route.matches(scope)[0] is not Match.NONE:
             methods.update(route.methods)
-    return [m for m in _ENDPOINT_METHODS if m in methods] + sorted(methods - set(_ENDPOINT_METHODS))
+    return ordered_methods(methods)
+
+
+def ordered_methods(methods: Iterable[str]) -> list[str]:
+    """Methods in Starlette's order (``GET, HEAD, POST, ...``), unknown ones last."""
+    given = set(methods)
+    return [m for m in _ENDPOINT_METHODS if m in given] + sorted(given - set(_ENDPOINT_METHODS))
 
 
 # -- the decorator -----------------------------------------------------------------------------------
 #: Endpoints ``@require_auth`` wrapped (weakly; here and in ``clerkguard.fastapi``). A route
 #: serving one of them *unwrapped* had the decorator above its route decorator.
 _GUARDED: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+
+
+def _remember(handler: Callable[..., Any]) -> None:
+    # The whole __wrapped__ chain: with another functools.wraps decorator between
+    # the guard and the route decorator, the route registered the innermost function.
+    for fn in wrapped_chain(handler):
+        try:
+            _GUARDED.add(fn)
+        except TypeError:  # not weak-referenceable: nothing to track
+            pass
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:
@@ -283,9 +305,8 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
             "put it on each method (async def get(self, request): ...)"
         )
     adapter = cast(StarletteAdapter, guard.adapter)
-    allow_options = guard.options.allow_options
     websocket = _takes_websocket(handler)
-    _GUARDED.add(handler)
+    _remember(handler)
     if websocket and not _is_async(handler):
         raise TypeError("websocket endpoints are async; @require_auth can't wrap a sync one")
 
@@ -294,8 +315,6 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
         @functools.wraps(handler)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             request = adapter.find_request(args, kwargs)
-            if allow_options and request.scope.get("method") == "OPTIONS":
-                return adapter.options_response(request)
             try:
                 session = await guard.acheck(request)
             except AuthError as error:
@@ -303,6 +322,8 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
                     await deny_websocket(request, error)
                     return None
                 return adapter.reject(request, error)
+            except Preflight:
+                return adapter.options_response(request)
             adapter.store(request, session)
             return await handler(*args, **kwargs)
 
@@ -314,12 +335,12 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
         # Starlette runs sync endpoints in its threadpool: a cold key fetch
         # here blocks a worker thread, never the event loop.
         request = adapter.find_request(args, kwargs)
-        if allow_options and request.scope.get("method") == "OPTIONS":
-            return adapter.options_response(request)
         try:
             session = guard.check(request)
         except AuthError as error:
             return adapter.reject(request, error)
+        except Preflight:
+            return adapter.options_response(request)
         adapter.store(request, session)
         return handler(*args, **kwargs)
 
@@ -381,6 +402,25 @@ class ClerkAuthenticationError(AuthenticationError):
         self.error = error
 
 
+#: Options a backend can't take: it never refuses an anonymous request nor applies rules
+#: (``@requires`` and the decorator do that), and it authenticates every method.
+_NOT_FOR_BACKENDS = frozenset(
+    {
+        "optional",
+        "allow_options",
+        "authorize",
+        "role",
+        "permission",
+        "feature",
+        "plan",
+        "reverification",
+        "org",
+    }
+)
+#: Clerk's signed-out state (a stale ``__session`` without ``__client_uat``): anonymous, not an error.
+_SIGNED_OUT = "session-token-without-client-uat"
+
+
 class ClerkAuthBackend(AuthenticationBackend):
     """Starlette ``AuthenticationBackend`` verifying Clerk session tokens.
 
@@ -388,43 +428,46 @@ class ClerkAuthBackend(AuthenticationBackend):
 
         Middleware(AuthenticationMiddleware, backend=ClerkAuthBackend(), on_error=on_auth_error)
 
-    No token: anonymous (``request.user.is_authenticated`` is ``False``). A
-    valid token: ``request.user`` is a :class:`ClerkUser`, ``request.auth``
-    Starlette's ``AuthCredentials`` with the scopes ``"authenticated"``, the
-    organization role (``org:admin``) and the organization permissions, so
-    ``@requires("authenticated")`` and ``@requires("org:reports:read")`` work.
-    A token that fails a check raises :class:`ClerkAuthenticationError`, which
-    :func:`on_auth_error` renders as the 401 (or 503) every guard answers.
+    No token: anonymous (``request.user.is_authenticated`` is ``False``), and
+    so is a signed-out browser (a leftover session cookie without Clerk's
+    ``__client_uat``). A valid token: ``request.user`` is a :class:`ClerkUser`,
+    ``request.auth`` Starlette's ``AuthCredentials`` with the scopes
+    ``"authenticated"``, the organization role (``org:admin``) and the
+    organization permissions, so ``@requires("authenticated")`` and
+    ``@requires("org:reports:read")`` work. A token that fails a check
+    raises :class:`ClerkAuthenticationError`, which :func:`on_auth_error`
+    renders as the 401 (403, 503) every guard answers.
 
     Args:
-        auth: The :class:`~clerkguard.ClerkAuth` (default: the app's :class:`ClerkGuard`'s).
-        token_sources: Where to look, as for ``require_auth``.
-        cookie_names: Session cookie names, as for ``require_auth``.
+        options: ``auth=`` (default: the app's :class:`ClerkGuard`'s
+            :class:`~clerkguard.ClerkAuth`) and the token options of
+            ``require_auth``: ``token_sources``,
+            ``cookie_names``, ``check_client_uat``, ``check_origin``,
+            ``trusted_origins``. (Rules, ``authorize``, ``optional`` and
+            ``allow_options`` belong to the endpoints: ``@requires`` or
+            ``@require_auth``.)
     """
 
-    def __init__(
-        self,
-        auth: ClerkAuth | None = None,
-        *,
-        token_sources: Sequence[TokenSource] = ("header", "cookie"),
-        cookie_names: Iterable[str] | None = None,
-    ) -> None:
+    def __init__(self, **options: Unpack[GuardKwargs]) -> None:
+        refused = sorted(set(options) & _NOT_FOR_BACKENDS)
+        if refused:
+            raise TypeError(
+                f"ClerkAuthBackend() does not take {', '.join(refused)}: use @requires or @require_auth"
+            )
         # optional: no token is anonymous. allow_options=False: an OPTIONS that
         # carries credentials is authenticated like any request (a CORS
         # preflight carries none, so it is simply anonymous).
-        self.guard: Guard[HTTPConnection] = require_auth.guard(
-            auth=auth,
-            optional=True,
-            allow_options=False,
-            token_sources=tuple(token_sources),
-            cookie_names=tuple(cookie_names) if cookie_names is not None else None,
-        )
+        options["optional"] = True
+        options["allow_options"] = False
+        self.guard: Guard[HTTPConnection] = require_auth.guard(**options)
 
     async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
         """``(credentials, user)`` for a verified token; ``None`` (anonymous) without one."""
         try:
             session = await self.guard.acheck(conn)
         except AuthError as error:
+            if error.reason == _SIGNED_OUT:
+                return None
             raise ClerkAuthenticationError(error) from None
         if session is None:
             return None

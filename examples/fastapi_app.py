@@ -127,6 +127,13 @@ async def preflight(request: Request) -> dict[str, Any]:
     return user(request.auth)
 
 
+@decorated.post("/write")
+@require_auth
+async def write(request: Request) -> dict[str, Any]:
+    """An unsafe method: cookie tokens need a same-origin or trusted Origin."""
+    return user(request.auth)
+
+
 @decorated.get("/sync")
 @require_auth
 def sync_handler(request: Request) -> dict[str, Any]:
@@ -223,6 +230,12 @@ async def d_optional(
 @depends.options("/preflight")
 async def d_preflight(session: SignedIn) -> dict[str, Any]:
     """``OPTIONS`` gets ``204`` + ``Allow`` from the dependency; this never runs for it."""
+    return user(session)
+
+
+@depends.post("/write")
+async def d_write(session: SignedIn) -> dict[str, Any]:
+    """An unsafe method: cookie tokens need a same-origin or trusted Origin."""
     return user(session)
 
 

@@ -122,6 +122,12 @@ async def preflight(request: Request) -> JSONResponse:
 
 
 @require_auth
+async def write(request: Request) -> JSONResponse:
+    """An unsafe method: cookie tokens need a same-origin or trusted Origin."""
+    return user(request)
+
+
+@require_auth
 def sync_handler(request: Request) -> JSONResponse:
     """A sync endpoint stays sync: Starlette runs it (and its key fetch) in the threadpool."""
     return JSONResponse({"user_id": request.auth.user_id, "kind": "sync"})
@@ -174,6 +180,7 @@ def create_app(auth: ClerkAuth | None = None) -> Starlette:
             Route("/request-arg", request_arg),
             Route("/optional", optional),
             Route("/preflight", preflight, methods=["GET", "OPTIONS"]),
+            Route("/write", write, methods=["POST"]),
             Route("/sync", sync_handler),
             Route("/async", AsyncEndpoint),
             WebSocketRoute("/ws", ws),

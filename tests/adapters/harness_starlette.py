@@ -11,7 +11,6 @@ from clerkguard import ClerkAuth
 
 from . import harness
 from .harness import Result
-from .harness_litestar import cookie_header
 
 
 def load_example() -> ModuleType:
@@ -44,11 +43,11 @@ class StarletteHarness:
         method: str,
         path: str,
         *,
-        headers: dict[str, str] | None = None,
+        headers: harness.Headers | None = None,
         cookies: dict[str, str] | None = None,
     ) -> Result:
         response = self.client.request(
-            method, self.prefix + path, headers={**(headers or {}), **cookie_header(cookies)}
+            method, self.prefix + path, headers=harness.header_list(headers, cookies)
         )
         return Result(
             status=response.status_code,

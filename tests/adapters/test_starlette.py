@@ -232,8 +232,27 @@ def test_backend_fills_request_user_and_scopes(example: TestClient, clerk_token:
 def test_backend_answers_a_bad_token_with_the_same_401(example: TestClient, clerk_token: Mint) -> None:
     expired = example.get("/users/whoami", headers=bearer(clerk_token(issued_at=0, expires_in=60)))
     assert_error(expired, 401, "token-expired")
-    cookie = example.get("/users/whoami", headers={"Cookie": "__session=not-a-jwt"})
+    cookie = example.get("/users/whoami", headers={"Cookie": "__session=not-a-jwt; __client_uat=1"})
     assert_error(cookie, 401, "token-malformed")
+
+
+def test_backend_treats_a_signed_out_browser_as_anonymous(example: TestClient, clerk_token: Mint) -> None:
+    # A leftover session cookie without Clerk's __client_uat: signed out, not an error.
+    stale = example.get("/users/whoami", headers={"Cookie": f"__session={clerk_token()}"})
+    assert (stale.status_code, stale.json()) == (200, {"user_id": None})
+    # The decorator, which requires a session, refuses the same request.
+    assert_error(
+        example.get("/protected", headers={"Cookie": f"__session={clerk_token()}"}),
+        401,
+        ("session-token-without-client-uat"),
+    )
+
+
+def test_backend_refuses_endpoint_options() -> None:
+    with pytest.raises(TypeError, match="role"):
+        ClerkAuthBackend(role="admin")
+    with pytest.raises(TypeError, match="optional"):
+        ClerkAuthBackend(optional=False)
 
 
 def test_backend_user_is_a_starlette_user(clerk_auth: ClerkAuth, clerk_token: Mint) -> None:
@@ -246,7 +265,9 @@ def test_backend_user_is_a_starlette_user(clerk_auth: ClerkAuth, clerk_token: Mi
     app = Starlette(
         routes=[Route("/me", me)],
         middleware=[
-            Middleware(AuthenticationMiddleware, backend=ClerkAuthBackend(clerk_auth), on_error=on_auth_error)
+            Middleware(
+                AuthenticationMiddleware, backend=ClerkAuthBackend(auth=clerk_auth), on_error=on_auth_error
+            )
         ],
     )
     with TestClient(app) as client:

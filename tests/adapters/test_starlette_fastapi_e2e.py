@@ -24,7 +24,7 @@ from websockets.sync.client import connect
 
 from clerkguard.testing import LocalIssuer
 
-from .harness import Result
+from .harness import Headers, Result
 from .table import CASES, mint_tokens
 from .test_litestar_sanic_e2e import HTTPHarness, exercise, free_port, serve
 from .test_table import assert_answer, send
@@ -42,7 +42,7 @@ class PrefixedHTTPHarness(HTTPHarness):
         method: str,
         path: str,
         *,
-        headers: dict[str, str] | None = None,
+        headers: Headers | None = None,
         cookies: dict[str, str] | None = None,
     ) -> Result:
         return super().request(method, self.prefix + path, headers=headers, cookies=cookies)
