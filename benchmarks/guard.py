@@ -1,13 +1,15 @@
 """Guard overhead benchmark: what ``@require_auth`` adds to a request (design section 8).
 
-Run ``python benchmarks/guard.py``. For Flask (WSGI) and Litestar (ASGI) it
-serves two otherwise identical apps by calling them directly (no test client,
-no sockets, so the framework's own cost per request is small and steady):
+Run ``python benchmarks/guard.py``. For Flask (WSGI), Litestar, Starlette and
+FastAPI (ASGI) it serves two otherwise identical apps by calling them directly
+(no test client, no sockets, so the framework's own cost per request is small
+and steady):
 
 * **open**: a plain app, handler ``GET /open`` without any clerkguard;
 * **guarded**: the app with clerkguard installed (``ClerkGuard`` extension /
   ``ClerkPlugin``) and ``GET /guarded`` under ``@require_auth``, sent a valid
-  ``Authorization: Bearer`` token.
+  ``Authorization: Bearer`` token. FastAPI also gets a row for its
+  dependency form, ``Depends(requires_auth())``, against the same plain app.
 
 Every guarded request carries the same token, so verification is the cached
 repeated-token path; its cost (measured in the same run) is subtracted to
@@ -159,27 +161,43 @@ def litestar_rows(auth: ClerkAuth, token: str, batch: int, batches: int) -> list
         [guarded_handler], plugins=[ClerkPlugin(auth, manage_lifecycle=False)], openapi_config=None
     )
 
-    def scope_for(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
-        return {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "GET",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": headers,
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8000),
-        }
+    return _asgi_rows("litestar", plain, guarded, token, batch, batches)
+
+
+def _asgi_scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+def _asgi_rows(
+    name: str,
+    plain: Any,
+    guarded: Any,
+    token: str,
+    batch: int,
+    batches: int,
+    extra: Sequence[tuple[str, Any, str]] = (),
+) -> list[Row]:
+    """``<name> open`` (``plain``'s ``/open``) and ``<name> guarded`` (``guarded``'s ``/guarded``),
+    called as ASGI apps on one event loop; ``extra`` rows are ``(row name, app, path)``."""
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    def asgi_caller(app: Litestar, path: str, headers: list[tuple[bytes, bytes]]) -> Callable[[], Any]:
-        scope = scope_for(path, headers)
+    def asgi_caller(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> Callable[[], Any]:
+        scope = _asgi_scope(path, headers)
         status: list[int] = []
 
         async def send(message: dict[str, Any]) -> None:
@@ -188,21 +206,25 @@ def litestar_rows(auth: ClerkAuth, token: str, batch: int, batches: int) -> list
 
         async def call() -> int:
             status.clear()
-            await app(dict(scope), receive, send)  # type: ignore[arg-type]
+            await app(dict(scope), receive, send)
             return status[0]
 
         return call
 
     bearer = [(b"authorization", f"Bearer {token}".encode())]  # same header on both (see flask_rows)
-    open_call = asgi_caller(plain, "/open", bearer)
-    guarded_call = asgi_caller(guarded, "/guarded", bearer)
-    anonymous = asgi_caller(guarded, "/guarded", [])
+    calls = [
+        (f"{name} open", asgi_caller(plain, "/open", bearer)),
+        (f"{name} guarded", asgi_caller(guarded, "/guarded", bearer)),
+        *((row, asgi_caller(app, path, bearer)) for row, app, path in extra),
+    ]
+    anonymous = [asgi_caller(guarded, "/guarded", [])]
+    anonymous += [asgi_caller(a, p, []) for _, a, p in extra if a is guarded]
 
     loop = asyncio.new_event_loop()
-    if loop.run_until_complete(open_call()) != 200 or loop.run_until_complete(guarded_call()) != 200:
-        raise SystemExit("litestar: the apps do not answer 200")
-    if loop.run_until_complete(anonymous()) != 401:
-        raise SystemExit("litestar: the guarded route answered a request without a token")
+    if any(loop.run_until_complete(call()) != 200 for _, call in calls):
+        raise SystemExit(f"{name}: the apps do not answer 200")
+    if any(loop.run_until_complete(call()) != 401 for call in anonymous):
+        raise SystemExit(f"{name}: a guarded route answered a request without a token")
 
     def run(call: Callable[[], Any]) -> Callable[[], list[float]]:
         async def timed() -> list[float]:
@@ -221,10 +243,76 @@ def litestar_rows(auth: ClerkAuth, token: str, batch: int, batches: int) -> list
 
         return lambda: loop.run_until_complete(timed())
 
-    return [
-        Row("litestar open", run(open_call)),
-        Row("litestar guarded", run(guarded_call)),
-    ]
+    return [Row(row, run(call)) for row, call in calls]
+
+
+# -- Starlette and FastAPI (ASGI) -----------------------------------------------------------------
+def starlette_rows(auth: ClerkAuth, token: str, batch: int, batches: int) -> list[Row]:
+    """Rows for a plain Starlette app and a guarded one, called as ASGI apps."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from clerkguard.starlette import ClerkGuard, require_auth
+
+    async def open_endpoint(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(request.method)
+
+    @require_auth
+    async def guarded_endpoint(request: Request) -> PlainTextResponse:
+        assert request.auth.user_id
+        return PlainTextResponse(request.method)
+
+    plain = Starlette(routes=[Route("/open", open_endpoint)])
+    guarded = Starlette(routes=[Route("/guarded", guarded_endpoint)])
+    ClerkGuard(guarded, auth, manage_lifecycle=False)  # apps called directly see no lifespan events
+    return _asgi_rows("starlette", plain, guarded, token, batch, batches)
+
+
+def fastapi_rows(auth: ClerkAuth, token: str, batch: int, batches: int) -> list[Row]:
+    """Rows for a plain FastAPI app, the decorator, and the dependency (``fastapi depends``)."""
+    from fastapi import Depends, FastAPI, Request
+    from starlette.requests import HTTPConnection
+
+    from clerkguard import Session
+    from clerkguard.fastapi import ClerkGuard, require_auth, requires_auth
+
+    # This module postpones annotations, and FastAPI resolves them in the module's
+    # globals, where these lazily imported names are not: real types are set instead.
+    signed_in = requires_auth()
+
+    async def open_endpoint(request: Request) -> str:
+        return request.method
+
+    async def guarded_endpoint(request: Request) -> str:
+        assert request.auth.user_id
+        return request.method
+
+    # The dependency form; `request` too, so only the dependency differs from /open.
+    async def depends_endpoint(request: Request, session: Session = Depends(signed_in)) -> str:  # noqa: B008
+        assert session.user_id
+        return request.method
+
+    # FastAPI's own price of one async dependency, for scale: a no-op one.
+    async def noop_dependency(connection: HTTPConnection) -> HTTPConnection:
+        return connection
+
+    async def noop_endpoint(request: Request, connection: Any = Depends(noop_dependency)) -> str:  # noqa: B008
+        return request.method
+
+    for endpoint in (open_endpoint, guarded_endpoint, depends_endpoint, noop_dependency, noop_endpoint):
+        hints = {"request": Request, "session": Session, "connection": HTTPConnection, "return": str}
+        endpoint.__annotations__.update({k: v for k, v in hints.items() if k in endpoint.__annotations__})
+    plain = FastAPI(openapi_url=None)
+    plain.get("/open")(open_endpoint)
+    guarded = FastAPI(openapi_url=None)
+    ClerkGuard(guarded, auth, manage_lifecycle=False)
+    guarded.get("/guarded")(require_auth(guarded_endpoint))
+    guarded.get("/depends")(depends_endpoint)
+    plain.get("/noop")(noop_endpoint)
+    extra = [("fastapi depends", guarded, "/depends"), ("fastapi noop-depends", plain, "/noop")]
+    return _asgi_rows("fastapi", plain, guarded, token, batch, batches, extra)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -247,7 +335,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         verify_row = Row("verify (repeated token)", lambda: _per_call(verify_batch, 200, batches))
         rows = [verify_row]
         missing: list[str] = []
-        for name, build in (("flask", flask_rows), ("litestar", litestar_rows)):
+        builders = (
+            ("flask", flask_rows),
+            ("litestar", litestar_rows),
+            ("starlette", starlette_rows),
+            ("fastapi", fastapi_rows),
+        )
+        for name, build in builders:
             try:
                 rows += build(auth, token, batch, batches)
             except ImportError:
@@ -262,22 +356,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     verify_us = medians["verify (repeated token)"]
     print(f"clerkguard guard overhead per request ({rounds} rounds x {batches} batches x {batch} requests)")
     header = f"{'open µs':>9} {'guarded µs':>11} {'overhead':>9} {'- verify':>9} {'target':>8}"
-    print(f"{'framework':<10} {header}  result")
+    print(f"{'framework':<16} {header}  result")
     all_met = True
-    for framework in ("flask", "litestar"):
+    # (label, framework, baseline row, guarded row): FastAPI's dependency form is measured
+    # against the plain app, and against the same app with a no-op dependency.
+    compared = [
+        ("flask", "flask", "flask open", "flask guarded"),
+        ("litestar", "litestar", "litestar open", "litestar guarded"),
+        ("starlette", "starlette", "starlette open", "starlette guarded"),
+        ("fastapi", "fastapi", "fastapi open", "fastapi guarded"),
+        ("fastapi-Depends", "fastapi", "fastapi open", "fastapi depends"),
+        ("vs-noop-Depends", "fastapi", "fastapi noop-depends", "fastapi depends"),
+    ]
+    for label, framework, open_row, guarded_row in compared:
         if framework in missing:
-            print(f"{framework:<10} not installed")
+            print(f"{label:<16} not installed")
             continue
-        open_us, guarded_us = medians[f"{framework} open"], medians[f"{framework} guarded"]
+        open_us, guarded_us = medians[open_row], medians[guarded_row]
         overhead = guarded_us - open_us
         net = overhead - verify_us
         met = net <= TARGET_US
         all_met = all_met and met
         print(
-            f"{framework:<10} {open_us:>9.2f} {guarded_us:>11.2f} {overhead:>9.2f} {net:>9.2f} "
+            f"{label:<16} {open_us:>9.2f} {guarded_us:>11.2f} {overhead:>9.2f} {net:>9.2f} "
             f"{f'<={TARGET_US:g}':>8}  {'PASS' if met else 'MISS'}"
         )
     print(f"verify (repeated token): {verify_us:.2f} µs, subtracted from the overhead")
+    if "fastapi" not in missing:
+        print("vs-noop-Depends: Depends(requires_auth()) against a no-op async dependency")
     return 1 if args.check and not all_met else 0
 
 

@@ -6,8 +6,9 @@ Two modes:
   [`LocalIssuer`][clerkguard.testing.LocalIssuer], the request table run through a
   [`Guard`][clerkguard.adapters.Guard] in-process.
 * ``clerkguard demo --examples DIR`` (``make demo``): the same issuer serves
-  its JWKS on loopback while the four example apps in ``DIR``
+  its JWKS on loopback while the example apps in ``DIR``
   (``flask_app.py``, ``quart_app.py``, ``litestar_app.py``, ``sanic_app.py``,
+  ``starlette_app.py``, ``fastapi_app.py``,
   each exposing ``app`` and configured only through ``CLERK_*`` variables) run
   under real servers (gunicorn, hypercorn, uvicorn, Sanic's own); every request
   goes over real HTTP, and the answers are printed as one table. The exit
@@ -92,12 +93,14 @@ class Framework:
         raise ValueError(f"unknown server {self.server!r}")
 
 
-#: The four frameworks, in table order.
+#: The frameworks, in table order.
 FRAMEWORKS: tuple[Framework, ...] = (
     Framework("Flask", "flask_app", "gunicorn"),
     Framework("Quart", "quart_app", "hypercorn"),
     Framework("Litestar", "litestar_app", "uvicorn"),
     Framework("Sanic", "sanic_app", "sanic"),
+    Framework("Starlette", "starlette_app", "uvicorn"),
+    Framework("FastAPI", "fastapi_app", "uvicorn"),
 )
 
 
@@ -445,7 +448,7 @@ def run_examples(examples: Path, *, allow_missing: bool = False, timeout: float 
     if missing and not allow_missing:
         for framework in missing:
             print(f"missing: {examples / (framework.module + '.py')} ({framework.name})", file=sys.stderr)
-        print("the demo needs all four example apps (--allow-missing skips absent ones)", file=sys.stderr)
+        print("the demo needs every example app (--allow-missing skips absent ones)", file=sys.stderr)
         return 1
     for framework in missing:
         print(f"skipping {framework.name}: {examples / (framework.module + '.py')} does not exist")

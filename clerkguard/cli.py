@@ -743,7 +743,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--examples",
         metavar="DIR",
-        help="run the four example apps in DIR under real servers and compare their answers",
+        help="run the example apps in DIR under real servers and compare their answers",
     )
     p.add_argument("--allow-missing", action="store_true", help="skip examples that don't exist yet")
     p.add_argument("--timeout", type=float, default=45.0, help="seconds allowed for the servers to start")

@@ -2,7 +2,8 @@
 
 To add a framework: write ``tests/adapters/harness_<name>.py`` with
 ``make_harness(auth: ClerkAuth) -> Harness`` and add ``"<name>"`` to
-:data:`FRAMEWORKS` (one line). A framework that is not installed is skipped;
+:data:`FRAMEWORKS` (one line; ``"<name>:<package>"`` when the package to
+import is not ``<name>``). A framework that is not installed is skipped;
 a harness module that fails to import for any other reason is an error.
 """
 
@@ -21,12 +22,16 @@ from clerkguard.testing import LocalIssuer
 from .harness import Harness
 from .table import TRUSTED_ORIGIN, mint_tokens
 
-#: Frameworks in the shared table; each name is also the package to import.
+#: Frameworks in the shared table; each name is also the package to import,
+#: unless written ``name:package``.
 FRAMEWORKS: list[str] = [
     "flask",
     "quart",
     "litestar",
     "sanic",
+    "starlette",
+    "fastapi",
+    "fastapi_depends:fastapi",  # the same example, Depends(requires_auth(...)) under /depends
     "bottle",  # not built in: examples/bottle_adapter.py, the adapter docs/adapters.md teaches
 ]
 
@@ -44,9 +49,10 @@ def table_env(issuer: LocalIssuer) -> dict[str, str]:
 
 
 def load_factory(framework: str) -> HarnessFactory:
-    """``make_harness`` of ``harness_<framework>.py``; skips when the framework is absent."""
-    pytest.importorskip(framework)
-    module = importlib.import_module(f"{__package__}.harness_{framework}")
+    """``make_harness`` of ``harness_<name>.py``; skips when the framework is absent."""
+    name, _, package = framework.partition(":")
+    pytest.importorskip(package or name)
+    module = importlib.import_module(f"{__package__}.harness_{name}")
     factory: HarnessFactory = module.make_harness
     return factory
 
