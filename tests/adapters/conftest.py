@@ -21,14 +21,20 @@ from clerkguard.testing import LocalIssuer
 from .harness import Harness
 from .table import TRUSTED_ORIGIN, mint_tokens
 
-#: Frameworks in the shared table; each name is also the package to import.
+#: Frameworks in the shared table; each name is also the package to import (see :data:`PACKAGES`).
 FRAMEWORKS: list[str] = [
     "flask",
     "quart",
     "litestar",
     "sanic",
     "bottle",  # not built in: examples/bottle_adapter.py, the adapter docs/adapters.md teaches
+    "django",
+    "django_async",
+    "drf",
 ]
+
+#: The package a framework entry needs, where it isn't the entry's own name.
+PACKAGES: dict[str, str] = {"django_async": "django", "drf": "rest_framework"}
 
 HarnessFactory = Callable[[ClerkAuth], Harness]
 
@@ -45,7 +51,7 @@ def table_env(issuer: LocalIssuer) -> dict[str, str]:
 
 def load_factory(framework: str) -> HarnessFactory:
     """``make_harness`` of ``harness_<framework>.py``; skips when the framework is absent."""
-    pytest.importorskip(framework)
+    pytest.importorskip(PACKAGES.get(framework, framework))
     module = importlib.import_module(f"{__package__}.harness_{framework}")
     factory: HarnessFactory = module.make_harness
     return factory
