@@ -54,6 +54,7 @@ from django.views.generic import View
 from .adapters import (
     Adapter,
     Guard,
+    Preflight,
     RequireAuth,
     _wrap_handler,  # the default wrapper, reused (not re-implemented)
     auth_from_config,
@@ -271,7 +272,9 @@ def _session_or_none(guard: Guard[HttpRequest], request: HttpRequest) -> Session
         return guard.check(request)
     except AuthError as error:
         logger.debug("middleware: no session (%s)", error.reason)
-        return None
+    except Preflight:
+        pass
+    return None
 
 
 async def _asession_or_none(guard: Guard[HttpRequest], request: HttpRequest) -> Session | None:
@@ -279,7 +282,9 @@ async def _asession_or_none(guard: Guard[HttpRequest], request: HttpRequest) -> 
         return await guard.acheck(request)
     except AuthError as error:
         logger.debug("middleware: no session (%s)", error.reason)
-        return None
+    except Preflight:
+        pass
+    return None
 
 
 class _Memo:

@@ -76,9 +76,19 @@ async def optional(request: HttpRequest) -> JsonResponse:
 
 @require_auth
 async def preflight(request: HttpRequest) -> HttpResponse:
-    """``OPTIONS`` is answered without authentication."""
+    """A view that handles ``OPTIONS``: the guard answers a preflight (204 + ``Allow``) itself.
+
+    The ``OPTIONS`` branch never runs (a guarded body needs a session); only
+    ``require_auth(allow_options=False)`` would authenticate it.
+    """
     if request.method == "OPTIONS":
-        return HttpResponse(status=204)
+        return JsonResponse({"handler": "ran"})
+    return user(request)
+
+
+@require_auth
+async def write(request: HttpRequest) -> JsonResponse:
+    """``POST``: no CSRF token needed; a cookie token needs a same-origin or trusted ``Origin``."""
     return user(request)
 
 
@@ -117,6 +127,7 @@ urlpatterns = [
     path("request-arg", request_arg),
     path("optional", optional),
     path("preflight", preflight),
+    path("write", write),
     path("sync", views.sync_view),  # the table's sync handler: the one sync view here
     path("async", async_view),
     path("notes", Notes.as_view()),

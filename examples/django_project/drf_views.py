@@ -85,11 +85,23 @@ def optional(request: Request) -> Response:
     return Response({"user_id": request.auth.user_id if request.auth else None})
 
 
-@api_view(["GET", "OPTIONS"])
-def preflight(request: Request) -> Response:
-    """``OPTIONS`` passes authentication and permissions; this view answers it itself."""
-    if request.method == "OPTIONS":
+class Preflight(APIView):
+    """``OPTIONS`` passes authentication and permissions; DRF then calls the view's ``options``.
+
+    DRF's own ``options`` answers 200 with the view's metadata; this one gives
+    the answer ``require_auth`` gives elsewhere: 204 with ``Allow``.
+    """
+
+    def get(self, request: Request) -> Response:
+        return user(request)
+
+    def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return Response(status=204)
+
+
+@api_view(["POST"])
+def write(request: Request) -> Response:
+    """``POST``: APIView is csrf_exempt; a cookie token needs a same-origin or trusted ``Origin``."""
     return user(request)
 
 
@@ -121,7 +133,8 @@ urlpatterns = [
     path("truthy", truthy),
     path("request-arg", request_arg),
     path("optional", optional),
-    path("preflight", preflight),
+    path("preflight", Preflight.as_view()),
+    path("write", write),
     path("sync", sync_view),
     # DRF has no async views: an async endpoint of a DRF project is a Django
     # view guarded by clerkguard.django.require_auth (same settings, same answers).

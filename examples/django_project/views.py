@@ -79,9 +79,19 @@ def optional(request: HttpRequest) -> JsonResponse:
 
 @require_auth
 def preflight(request: HttpRequest) -> HttpResponse:
-    """``OPTIONS`` (CORS preflight) is answered without authentication."""
+    """A view that handles ``OPTIONS``: the guard answers a preflight (204 + ``Allow``) itself.
+
+    The ``OPTIONS`` branch never runs (a guarded body needs a session); only
+    ``require_auth(allow_options=False)`` would authenticate it.
+    """
     if request.method == "OPTIONS":
-        return HttpResponse(status=204)
+        return JsonResponse({"handler": "ran"})
+    return user(request)
+
+
+@require_auth
+def write(request: HttpRequest) -> JsonResponse:
+    """``POST``: no CSRF token needed; a cookie token needs a same-origin or trusted ``Origin``."""
     return user(request)
 
 
@@ -131,6 +141,7 @@ urlpatterns = [
     path("request-arg", request_arg),
     path("optional", optional),
     path("preflight", preflight),
+    path("write", write),
     path("sync", sync_view),
     path("async", async_view),
     path("notes", Notes.as_view()),

@@ -16,7 +16,18 @@ from django.test.utils import override_settings
 
 from clerkguard import ClerkAuth
 
+from . import harness
 from .harness import Result
+
+
+def wsgi_meta(headers: harness.Headers | None, cookies: dict[str, str] | None) -> dict[str, str]:
+    """Request headers as WSGI environ keys, repeated names folded with "," as gunicorn folds them."""
+    meta: dict[str, str] = {}
+    for name, value in harness.header_list(headers, cookies):
+        key = name.upper().replace("-", "_")
+        key = key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"
+        meta[key] = f"{meta[key]},{value}" if key in meta else value
+    return meta
 
 
 def result_of(response: Any) -> Result:
@@ -37,22 +48,19 @@ class DjangoHarness:
 
     def __init__(self, auth: ClerkAuth) -> None:
         self.auth = auth
-        self.client = Client()
+        self.client = Client()  # its cookie jar stays empty: cookies go in our Cookie header
 
     def request(
         self,
         method: str,
         path: str,
         *,
-        headers: dict[str, str] | None = None,
+        headers: harness.Headers | None = None,
         cookies: dict[str, str] | None = None,
     ) -> Result:
-        """Send one request through Django's test client."""
-        self.client.cookies.clear()  # no state between requests
-        for name, value in (cookies or {}).items():
-            self.client.cookies[name] = value
+        """One request through Django's test client (a WSGI environ, as under gunicorn)."""
         with override_settings(CLERK_AUTH=self.auth):
-            response = self.client.generic(method, self.prefix + path, headers=headers or {})
+            response = self.client.generic(method, self.prefix + path, **wsgi_meta(headers, cookies))
         return result_of(response)
 
 

@@ -14,6 +14,7 @@ from django.test.utils import override_settings
 
 from clerkguard import ClerkAuth
 
+from . import harness
 from .harness import Result
 from .harness_django import result_of
 
@@ -34,17 +35,17 @@ class DjangoAsyncHarness:
         method: str,
         path: str,
         *,
-        headers: dict[str, str] | None = None,
+        headers: harness.Headers | None = None,
         cookies: dict[str, str] | None = None,
     ) -> Result:
-        """Send one request through Django's async test client."""
-        self.client.cookies.clear()
-        for name, value in (cookies or {}).items():
-            self.client.cookies[name] = value
+        """One request through Django's async test client: an ASGI scope, one entry per header line."""
+        lines = [(b"host", b"testserver")] + [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in harness.header_list(headers, cookies)
+        ]
+        scope = {"method": method, "path": self.prefix + path, "query_string": "", "headers": lines}
         with override_settings(CLERK_AUTH=self.auth):
-            response = self.loop.run_until_complete(
-                self.client.generic(method, self.prefix + path, headers=headers or {})
-            )
+            response = self.loop.run_until_complete(self.client.request(**scope))
         return result_of(response)
 
     def close(self) -> None:

@@ -159,18 +159,22 @@ def test_unguarded_views_keep_djangos_csrf(project_auth: ClerkAuth) -> None:
     assert b"CSRF" in response.content
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the core's Origin/Sec-Fetch-Site check on cookie-authenticated unsafe methods lands "
-    "with the guard-core change (issue 9); guarded Django views rely on it instead of Django's token",
-)
-def test_cross_site_cookie_post_is_refused(project_auth: ClerkAuth, clerk_token: Mint) -> None:
+def test_cookie_posts_get_the_guards_origin_check_instead_of_djangos_token(
+    project_auth: ClerkAuth, clerk_issuer: LocalIssuer
+) -> None:
+    issued = int(clerk_issuer.clock()) - 10
     client = Client(enforce_csrf_checks=True)
-    client.cookies["__session"] = clerk_token(user_id="user_victim")
-    response = client.post(
+    client.cookies["__session"] = clerk_issuer.mint(user_id="user_browser", issued_at=issued)
+    client.cookies["__client_uat"] = str(issued)
+    cross_site = client.post(
         "/notes", headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
     )
-    assert response.status_code == 403
+    assert cross_site.status_code == 403
+    assert cross_site.json() == {"error": "insufficient_scope", "reason": "cross-site-request"}
+    same_origin = client.post(
+        "/notes", headers={"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}
+    )
+    assert same_origin.status_code == 201, same_origin.content  # no CSRF token
 
 
 # -- class-based views ---------------------------------------------------------------------------------
