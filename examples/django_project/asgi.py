@@ -6,6 +6,9 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examples.django_project.settings")
+# The package name as imported (``examples.django_project`` from the repository root,
+# ``django_project`` from inside ``examples/``).
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", f"{__package__}.settings")
 
 application = get_asgi_application()
+app = application

@@ -37,7 +37,7 @@ MIDDLEWARE = [
     "clerkguard.django.clerk_middleware",
 ]
 
-ROOT_URLCONF = "examples.django_project.urls"
+ROOT_URLCONF = f"{__package__}.urls"  # examples.django_project.urls from the repository root
 DATABASES: dict[str, dict[str, str]] = {}  # this API keeps no data
 USE_TZ = True
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from django.urls import include, path
 
+from . import async_views, drf_views, views
+
 urlpatterns = [
-    path("", include("examples.django_project.views")),
-    path("async-views/", include("examples.django_project.async_views")),
-    path("drf/", include("examples.django_project.drf_views")),
+    path("", include(views)),
+    path("async-views/", include(async_views)),
+    path("drf/", include(drf_views)),
 ]
