@@ -32,7 +32,7 @@ the guard's own cookie-path checks instead of Django's token (see
 from __future__ import annotations
 
 try:
-    import django
+    import django  # noqa: F401 - imported first only to name the missing extra
 except ImportError as exc:  # tested by hiding django from sys.modules
     from .errors import MissingDependencyError
 
@@ -74,7 +74,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("clerkguard.django")
-_ = django  # imported first only to name the missing extra
 
 #: The setting that may hold a ready :class:`~clerkguard.ClerkAuth` (wins over ``CLERK_*``).
 AUTH_SETTING = "CLERK_AUTH"
@@ -173,11 +172,6 @@ class DjangoAdapter(Adapter[HttpRequest]):
         value = self.header(request, name)
         return [] if value is None else [value]
 
-    def cookie(self, request: HttpRequest, name: str) -> str | None:
-        """A request cookie (Django's parser)."""
-        value = request.COOKIES.get(name)
-        return value if isinstance(value, str) else None
-
     def method(self, request: HttpRequest) -> str:
         """The HTTP method, upper case."""
         return (request.method or "GET").upper()
@@ -214,7 +208,7 @@ class DjangoAdapter(Adapter[HttpRequest]):
         raise TypeError("@require_auth: the view was called without an HttpRequest argument")
 
     def store(self, request: HttpRequest, session: Session | None) -> None:
-        """``request.auth`` = the verified session (``None`` when optional/OPTIONS)."""
+        """``request.auth`` = the verified session (``None`` for an anonymous ``optional`` request)."""
         request.auth = session
 
     def reject(self, request: HttpRequest, error: AuthError) -> JsonResponse:

@@ -38,7 +38,7 @@ authentication class and every permission here, as ``require_auth`` does.
 from __future__ import annotations
 
 try:
-    import rest_framework
+    import rest_framework  # noqa: F401 - imported first only to name the missing extra
 except ImportError as exc:  # tested by hiding rest_framework from sys.modules
     from .errors import MissingDependencyError
 
@@ -79,7 +79,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("clerkguard.drf")
-_ = rest_framework  # imported first only to name the missing extra
 
 #: Attribute of the Django ``HttpRequest`` holding why a clerkguard permission denied.
 DENIAL_ATTRIBUTE = "_clerkguard_denial"
@@ -165,6 +164,9 @@ class ClerkAuthentication(BaseAuthentication):  # type: ignore[misc]
     token_sources: ClassVar[tuple[TokenSource, ...]] = ("header", "cookie")
     #: Let ``OPTIONS`` through without looking at the token (CORS preflight).
     allow_options: ClassVar[bool] = True
+    #: Origins (besides ``authorized_parties``) allowed to send cookie-authenticated
+    #: unsafe requests (the guard's origin check, see the security docs).
+    trusted_origins: ClassVar[tuple[str, ...]] = ()
 
     _guards: ClassVar[dict[type[ClerkAuthentication], Guard[Any]]] = {}
 
@@ -174,7 +176,11 @@ class ClerkAuthentication(BaseAuthentication):  # type: ignore[misc]
         guard = cls._guards.get(cls)
         if guard is None:
             guard = require_auth.guard(
-                optional=True, auth=cls.auth, token_sources=cls.token_sources, allow_options=cls.allow_options
+                optional=True,
+                auth=cls.auth,
+                token_sources=cls.token_sources,
+                allow_options=cls.allow_options,
+                trusted_origins=cls.trusted_origins,
             )
             cls._guards[cls] = guard
         return guard

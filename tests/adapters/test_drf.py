@@ -177,10 +177,12 @@ def test_authentication_class_attributes_are_per_subclass(
         class OtherInstance(ClerkAuthentication):
             auth = other_auth
             token_sources = ("header",)
+            trusted_origins = ("https://admin.example.com",)
 
         assert OtherInstance.guard() is OtherInstance.guard()
         assert OtherInstance.guard() is not ClerkAuthentication.guard()
         assert OtherInstance.guard().options.auth is other_auth
+        assert OtherInstance.guard().options.trusted_origins == ("https://admin.example.com",)
 
         @api_view(["GET"])
         @authentication_classes([OtherInstance])
