@@ -1,9 +1,10 @@
 """Guard overhead benchmark: what ``@require_auth`` adds to a request (design section 8).
 
-Run ``python benchmarks/guard.py``. For Flask (WSGI), Litestar, Starlette and
-FastAPI (ASGI) it serves two otherwise identical apps by calling them directly
-(no test client, no sockets, so the framework's own cost per request is small
-and steady):
+Run ``python benchmarks/guard.py``. For Flask (WSGI), Litestar, Starlette,
+FastAPI (ASGI) and Django (its WSGI handler with a sync view, its ASGI
+handler with an async view; one project serving both routes) it serves two
+otherwise identical apps by calling them directly (no test client, no
+sockets, so the framework's own cost per request is small and steady):
 
 * **open**: a plain app, handler ``GET /open`` without any clerkguard;
 * **guarded**: the app with clerkguard installed (``ClerkGuard`` extension /
@@ -315,6 +316,176 @@ def fastapi_rows(auth: ClerkAuth, token: str, batch: int, batches: int) -> list[
     return _asgi_rows("fastapi", plain, guarded, token, batch, batches, extra)
 
 
+# -- Django (WSGI and ASGI) ------------------------------------------------------------------
+def _django_project(auth: ClerkAuth) -> Any:
+    """A minimal Django project (no middleware, no apps) with open and guarded views, sync and async."""
+    import logging
+    import types
+
+    import django
+    from django.conf import settings
+    from django.http import HttpRequest, HttpResponse
+    from django.urls import path
+
+    from clerkguard.django import require_auth
+
+    def open_view(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(request.method)
+
+    @require_auth
+    def guarded_view(request: HttpRequest) -> HttpResponse:
+        assert request.auth.user_id  # type: ignore[attr-defined]
+        return HttpResponse(request.method)
+
+    async def aopen_view(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(request.method)
+
+    @require_auth
+    async def aguarded_view(request: HttpRequest) -> HttpResponse:
+        assert request.auth.user_id  # type: ignore[attr-defined]
+        return HttpResponse(request.method)
+
+    urls = types.ModuleType("clerkguard_bench_urls")
+    urls.urlpatterns = [  # type: ignore[attr-defined]
+        path("open", open_view),
+        path("guarded", guarded_view),
+        path("aopen", aopen_view),
+        path("aguarded", aguarded_view),
+    ]
+    if not settings.configured:
+        settings.configure(
+            ROOT_URLCONF=urls, ALLOWED_HOSTS=["*"], MIDDLEWARE=[], INSTALLED_APPS=[], CLERK_AUTH=auth
+        )
+        django.setup()
+    logging.getLogger("django.request").setLevel(logging.ERROR)  # the 401 sanity check is expected
+    return urls
+
+
+def django_rows(auth: ClerkAuth, token: str, batch: int, batches: int) -> list[Row]:
+    """Rows for Django's WSGI handler: a plain sync view and a guarded one, same project."""
+    import io
+
+    _django_project(auth)
+    from django.core.handlers.wsgi import WSGIHandler
+
+    handler = WSGIHandler()
+
+    def wsgi_caller(path: str, authorization: str | None) -> Callable[[], str]:
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": path,
+            "SCRIPT_NAME": "",
+            "QUERY_STRING": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "wsgi.url_scheme": "http",
+        }
+        if authorization is not None:
+            environ["HTTP_AUTHORIZATION"] = authorization
+        status: list[str] = []
+
+        def start_response(code: str, response_headers: Any, exc_info: Any = None) -> Any:
+            status.append(code)
+            return None
+
+        def call() -> str:
+            status.clear()
+            body = handler({**environ, "wsgi.input": io.BytesIO(b"")}, start_response)
+            try:
+                b"".join(body)
+            finally:
+                body.close()
+            return status[0]
+
+        return call
+
+    bearer = f"Bearer {token}"  # same header on both (see flask_rows)
+    open_call, guarded_call = wsgi_caller("/open", bearer), wsgi_caller("/guarded", bearer)
+    if not (open_call().startswith("200") and guarded_call().startswith("200")):
+        raise SystemExit("django: the views do not answer 200")
+    if not wsgi_caller("/guarded", None)().startswith("401"):
+        raise SystemExit("django: the guarded view answered a request without a token")
+
+    def run(call: Callable[[], str]) -> Callable[[int], None]:
+        def batch_of(n: int) -> None:
+            for _ in range(n):
+                call()
+
+        return batch_of
+
+    return [
+        Row("django open", lambda: _per_call(run(open_call), batch, batches)),
+        Row("django guarded", lambda: _per_call(run(guarded_call), batch, batches)),
+    ]
+
+
+def django_async_rows(auth: ClerkAuth, token: str, batch: int, batches: int) -> list[Row]:
+    """Rows for Django's ASGI request path: a plain async view and a guarded one (``averify``)."""
+    import io
+
+    _django_project(auth)
+    from django.core.handlers.asgi import ASGIHandler, ASGIRequest
+
+    handler = ASGIHandler()
+
+    def asgi_caller(path: str, headers: list[tuple[bytes, bytes]]) -> Callable[[], Any]:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8000),
+        }
+
+        async def call() -> int:
+            # What ASGIHandler.handle does per request, minus its thread hops
+            # (request_started/finished signals via sync_to_async, ~1 ms of
+            # noise that would drown a few µs): request object, middleware,
+            # URL resolution, the view.
+            request = ASGIRequest(dict(scope), io.BytesIO(b""))
+            response = await handler.get_response_async(request)
+            return int(response.status_code)
+
+        return call
+
+    bearer = [(b"authorization", f"Bearer {token}".encode())]
+    open_call, guarded_call = asgi_caller("/aopen", bearer), asgi_caller("/aguarded", bearer)
+    loop = asyncio.new_event_loop()
+    if loop.run_until_complete(open_call()) != 200 or loop.run_until_complete(guarded_call()) != 200:
+        raise SystemExit("django-async: the views do not answer 200")
+    if loop.run_until_complete(asgi_caller("/aguarded", [])()) != 401:
+        raise SystemExit("django-async: the guarded view answered a request without a token")
+
+    def run(call: Callable[[], Any]) -> Callable[[], list[float]]:
+        async def timed() -> list[float]:
+            clock = time.perf_counter_ns
+            out: list[float] = []
+            gc.disable()
+            try:
+                for _ in range(batches):
+                    start = clock()
+                    for _ in range(batch):
+                        await call()
+                    out.append((clock() - start) / batch / 1000)
+            finally:
+                gc.enable()
+            return out
+
+        return lambda: loop.run_until_complete(timed())
+
+    return [
+        Row("django-async open", run(open_call)),
+        Row("django-async guarded", run(guarded_call)),
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the table; see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
@@ -340,6 +511,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("litestar", litestar_rows),
             ("starlette", starlette_rows),
             ("fastapi", fastapi_rows),
+            ("django", django_rows),
+            ("django-async", django_async_rows),
         )
         for name, build in builders:
             try:
@@ -366,6 +539,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("starlette", "starlette", "starlette open", "starlette guarded"),
         ("fastapi", "fastapi", "fastapi open", "fastapi guarded"),
         ("fastapi-Depends", "fastapi", "fastapi open", "fastapi depends"),
+        ("django", "django", "django open", "django guarded"),
+        ("django-async", "django-async", "django-async open", "django-async guarded"),
         ("vs-noop-Depends", "fastapi", "fastapi noop-depends", "fastapi depends"),
     ]
     for label, framework, open_row, guarded_row in compared:

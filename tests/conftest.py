@@ -5,13 +5,34 @@ Fixtures `clerk_issuer`, `clerk_auth` and `clerk_token` come from clerkguard's p
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Django's settings, once per process: the example project's (``examples/django_project``).
+
+    Django settings are process-global, and the Django harnesses, the Django
+    docs samples and any other test may run first, so they are set here, before
+    any test; tests vary them with ``override_settings`` only.
+    """
+    if importlib.util.find_spec("django") is None:
+        return
+    import django
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # ``examples.django_project`` is imported by name
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examples.django_project.settings")
+    django.setup()
 
 
 @pytest.fixture(scope="session")

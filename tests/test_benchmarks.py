@@ -68,7 +68,16 @@ def test_guard_benchmark_smoke_run_measures_every_framework() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    for framework in ("flask", "litestar", "starlette", "fastapi", "fastapi-Depends", "vs-noop-Depends"):
+    for framework in (
+        "flask",
+        "litestar",
+        "starlette",
+        "fastapi",
+        "fastapi-Depends",
+        "vs-noop-Depends",
+        "django",
+        "django-async",
+    ):
         row = next((line for line in result.stdout.splitlines() if line.split()[:1] == [framework]), None)
         assert row is not None, f"missing row {framework!r} in:\n{result.stdout}"
         open_us, guarded_us = (float(cell) for cell in row.split()[1:3])

@@ -22,8 +22,7 @@ from clerkguard.testing import LocalIssuer
 from .harness import Harness
 from .table import TRUSTED_ORIGIN, mint_tokens
 
-#: Frameworks in the shared table; each name is also the package to import,
-#: unless written ``name:package``.
+#: Frameworks in the shared table; each name is also the package to import (see :data:`PACKAGES`).
 FRAMEWORKS: list[str] = [
     "flask",
     "quart",
@@ -31,9 +30,15 @@ FRAMEWORKS: list[str] = [
     "sanic",
     "starlette",
     "fastapi",
-    "fastapi_depends:fastapi",  # the same example, Depends(requires_auth(...)) under /depends
+    "fastapi_depends",  # the same example, Depends(requires_auth(...)) under /depends
     "bottle",  # not built in: examples/bottle_adapter.py, the adapter docs/adapters.md teaches
+    "django",
+    "django_async",
+    "drf",
 ]
+
+#: The package a framework entry needs, where it isn't the entry's own name.
+PACKAGES: dict[str, str] = {"fastapi_depends": "fastapi", "django_async": "django", "drf": "rest_framework"}
 
 HarnessFactory = Callable[[ClerkAuth], Harness]
 
@@ -49,10 +54,9 @@ def table_env(issuer: LocalIssuer) -> dict[str, str]:
 
 
 def load_factory(framework: str) -> HarnessFactory:
-    """``make_harness`` of ``harness_<name>.py``; skips when the framework is absent."""
-    name, _, package = framework.partition(":")
-    pytest.importorskip(package or name)
-    module = importlib.import_module(f"{__package__}.harness_{name}")
+    """``make_harness`` of ``harness_<framework>.py``; skips when the framework is absent."""
+    pytest.importorskip(PACKAGES.get(framework, framework))
+    module = importlib.import_module(f"{__package__}.harness_{framework}")
     factory: HarnessFactory = module.make_harness
     return factory
 

@@ -1,0 +1,36 @@
+"""The authorization callbacks the example's routes use (shared by the three variants)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from clerkguard import Session
+
+#: The only user ``/async-authorize`` lets through.
+ALLOWED_USER = "user_allowed"
+
+
+async def allow_one_user(session: Session, request: Any) -> bool:
+    """An async ``authorize`` (it could await a database); sync views bridge it with asgiref."""
+    await asyncio.sleep(0)
+    return session.user_id == ALLOWED_USER
+
+
+def crashing_rule(session: Session, request: Any) -> bool:
+    """A buggy rule: clerkguard answers 403 ``authorization-error``, never 500."""
+    raise RuntimeError("bug in the rule")
+
+
+def truthy_rule(session: Session, request: Any) -> Any:
+    """Returns ``1``: only exactly ``True`` allows, so this denies."""
+    return 1
+
+
+def got_request_of(request_type: type) -> Any:
+    """An ``authorize`` allowing only when called as ``authorize(session, <request_type>)``."""
+
+    def authorize(session: Session, request: object, /) -> bool:
+        return isinstance(session, Session) and isinstance(request, request_type)
+
+    return authorize
