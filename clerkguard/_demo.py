@@ -8,9 +8,10 @@ Two modes:
 * ``clerkguard demo --examples DIR`` (``make demo``): the same issuer serves
   its JWKS on loopback while the example apps in ``DIR``
   (``flask_app.py``, ``quart_app.py``, ``litestar_app.py``, ``sanic_app.py``,
-  ``starlette_app.py``, ``fastapi_app.py``,
-  each exposing ``app`` and configured only through ``CLERK_*`` variables) run
-  under real servers (gunicorn, hypercorn, uvicorn, Sanic's own); every request
+  ``starlette_app.py``, ``fastapi_app.py``, the ``django_project`` package
+  under WSGI and ASGI, each exposing ``app`` and configured only through
+  ``CLERK_*`` variables) run under real servers (gunicorn, hypercorn,
+  uvicorn, Sanic's own); every request
   goes over real HTTP, and the answers are printed as one table. The exit
   status is 1 if any framework disagrees with another or with the expected
   result.
@@ -52,6 +53,11 @@ class Framework:
     name: str
     module: str
     server: str
+
+    @property
+    def path(self) -> str:
+        """The example's file, relative to the examples directory (``django_project/wsgi.py``)."""
+        return self.module.replace(".", "/") + ".py"
 
     def command(self, port: int, examples: Path) -> list[str]:
         """The server command line for ``<module>:app`` on ``127.0.0.1:port``."""
@@ -101,6 +107,8 @@ FRAMEWORKS: tuple[Framework, ...] = (
     Framework("Sanic", "sanic_app", "sanic"),
     Framework("Starlette", "starlette_app", "uvicorn"),
     Framework("FastAPI", "fastapi_app", "uvicorn"),
+    Framework("Django", "django_project.wsgi", "gunicorn"),
+    Framework("Django", "django_project.asgi", "uvicorn"),
 )
 
 
@@ -443,15 +451,15 @@ def run_examples(examples: Path, *, allow_missing: bool = False, timeout: float 
     from .testing import LocalIssuer
 
     examples = examples.resolve()
-    present = [f for f in FRAMEWORKS if (examples / f"{f.module}.py").is_file()]
+    present = [f for f in FRAMEWORKS if (examples / f.path).is_file()]
     missing = [f for f in FRAMEWORKS if f not in present]
     if missing and not allow_missing:
         for framework in missing:
-            print(f"missing: {examples / (framework.module + '.py')} ({framework.name})", file=sys.stderr)
+            print(f"missing: {examples / framework.path} ({framework.name})", file=sys.stderr)
         print("the demo needs every example app (--allow-missing skips absent ones)", file=sys.stderr)
         return 1
     for framework in missing:
-        print(f"skipping {framework.name}: {examples / (framework.module + '.py')} does not exist")
+        print(f"skipping {framework.name}: {examples / framework.path} does not exist")
     if not present:
         print(f"no example apps in {examples}", file=sys.stderr)
         return 1

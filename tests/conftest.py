@@ -5,9 +5,9 @@ Fixtures `clerk_issuer`, `clerk_auth` and `clerk_token` come from clerkguard's p
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,15 +23,20 @@ def pytest_configure(config: pytest.Config) -> None:
 
     Django settings are process-global, and the Django harnesses, the Django
     docs samples and any other test may run first, so they are set here, before
-    any test; tests vary them with ``override_settings`` only.
+    any test; tests vary them with ``override_settings`` only. Configured from
+    the module's values, not through ``DJANGO_SETTINGS_MODULE``, which servers
+    started by tests would inherit.
     """
     if importlib.util.find_spec("django") is None:
         return
     import django
+    from django.conf import settings
 
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))  # ``examples.django_project`` is imported by name
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examples.django_project.settings")
+    if not settings.configured:
+        project = importlib.import_module("examples.django_project.settings")
+        settings.configure(**{name: getattr(project, name) for name in dir(project) if name.isupper()})
     django.setup()
 
 

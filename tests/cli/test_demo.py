@@ -80,7 +80,7 @@ def test_every_example_is_required(tmp_path: Path) -> None:
     result = run("demo", "--examples", str(tmp_path))
     assert_clean_failure(result, 1)
     for framework in FRAMEWORKS:
-        assert f"missing: {tmp_path / framework.module}.py ({framework.name})" in result.stderr
+        assert f"missing: {tmp_path / framework.path} ({framework.name})" in result.stderr
     assert "needs every example app" in result.stderr
 
 
@@ -169,8 +169,8 @@ EXAMPLES = REPO / "examples"
 
 @pytest.mark.demo
 @pytest.mark.skipif(
-    not all((EXAMPLES / f"{f.module}.py").is_file() for f in FRAMEWORKS),
-    reason="make demo needs every examples/*_app.py",
+    not all((EXAMPLES / f.path).is_file() for f in FRAMEWORKS),
+    reason="make demo needs every example app",
 )
 def test_make_demo_all_frameworks_agree() -> None:
     # What `make demo` runs (see the Makefile), from the repository root; the
@@ -184,6 +184,8 @@ def test_make_demo_all_frameworks_agree() -> None:
         "Sanic (sanic)",
         "Starlette (uvicorn)",
         "FastAPI (uvicorn)",
+        "Django (gunicorn)",
+        "Django (uvicorn)",
     ]
-    assert "OK: all 6 frameworks agree with the expected result on all 12 requests." in result.stdout
+    assert "OK: all 8 frameworks agree with the expected result on all 12 requests." in result.stdout
     assert all(_gone(pid) for _, pid, _ in _servers(result.stdout))
