@@ -12,14 +12,14 @@
 
 Configuration comes from ``settings.CLERK_*`` (``CLERK_PUBLISHABLE_KEY``,
 ``CLERK_JWKS_URI``, ...), then the environment, or from ``settings.CLERK_AUTH``
-(a ready :class:`~clerkguard.ClerkAuth`); a guard may name its own with
+(a ready [`ClerkAuth`][clerkguard.ClerkAuth]); a guard may name its own with
 ``auth=``. One ``ClerkAuth`` is built per configuration and reused; changing a
 ``CLERK_*`` setting (``override_settings`` in tests) builds a new one.
 
-Glue only: every decision is :class:`clerkguard.adapters.Guard`'s. Async views
+Glue only: every decision is [`clerkguard.adapters.Guard`][clerkguard.adapters.Guard]'s. Async views
 get an async wrapper that verifies with ``averify`` (a cold key fetch never
 blocks the event loop); sync views a sync one. Rejections are
-:class:`~django.http.JsonResponse` answers ``{"error": ..., "reason": ...}``
+`JsonResponse` answers ``{"error": ..., "reason": ..., "detail": ...}``
 with ``WWW-Authenticate`` (and ``Retry-After`` on 503).
 
 CSRF: a guarded view is marked ``csrf_exempt``. A browser never attaches an
@@ -75,7 +75,7 @@ __all__ = [
 
 logger = logging.getLogger("clerkguard.django")
 
-#: The setting that may hold a ready :class:`~clerkguard.ClerkAuth` (wins over ``CLERK_*``).
+#: The setting that may hold a ready [`ClerkAuth`][clerkguard.ClerkAuth] (wins over ``CLERK_*``).
 AUTH_SETTING = "CLERK_AUTH"
 #: Every setting this module reads; changing one (``override_settings``) drops the cached ClerkAuth.
 SETTINGS = frozenset({AUTH_SETTING, *ENV_VARS.values()})
@@ -125,7 +125,7 @@ _settings_auth = _SettingsAuth()
 
 
 def get_clerk_auth() -> ClerkAuth:
-    """The project's :class:`~clerkguard.ClerkAuth`: ``settings.CLERK_AUTH``, else
+    """The project's [`ClerkAuth`][clerkguard.ClerkAuth]: ``settings.CLERK_AUTH``, else
     one built from ``settings.CLERK_*`` then the environment (built once, reused)."""
     return _settings_auth.get()
 
@@ -140,7 +140,7 @@ setting_changed.connect(_on_setting_changed, dispatch_uid="clerkguard.django.set
 
 # -- the adapter -----------------------------------------------------------------------------------
 def error_response(error: AuthError) -> JsonResponse:
-    """The JSON answer for ``error``: ``{"error": ..., "reason": ...}`` plus its headers."""
+    """The JSON answer for ``error``: ``{"error": ..., "reason": ..., "detail": ...}`` plus its headers."""
     return JsonResponse(error.to_dict(), status=error.status, headers=error.headers())
 
 
@@ -212,11 +212,12 @@ class DjangoAdapter(Adapter[HttpRequest]):
         request.auth = session
 
     def reject(self, request: HttpRequest, error: AuthError) -> JsonResponse:
-        """The JSON error response (see :func:`error_response`)."""
+        """The JSON error response (see [`error_response`][clerkguard.django.error_response])."""
         return error_response(error)
 
     def auth_for(self, request: HttpRequest) -> ClerkAuth:
-        """This adapter's ClerkAuth, else the project's (:func:`get_clerk_auth`)."""
+        """This adapter's ClerkAuth, else the project's
+        ([`get_clerk_auth`][clerkguard.django.get_clerk_auth])."""
         return self.auth if self.auth is not None else _settings_auth.get()
 
 
@@ -316,7 +317,7 @@ def clerk_middleware(
 
     Add ``"clerkguard.django.clerk_middleware"`` to ``MIDDLEWARE``. It never
     refuses a request: ``request.auth`` is the verified
-    :class:`~clerkguard.Session` or, without a (valid) token, a lazy object
+    [`Session`][clerkguard.Session] or, without a (valid) token, a lazy object
     around ``None`` (falsy: test it with ``if request.auth:``). Nothing is
     verified until a view or template reads it; async code should
     ``await request.aauth()`` (the session or ``None``), which never blocks

@@ -18,17 +18,18 @@
 
 DRF keeps "who is this" apart from "may they", and so does this module:
 
-* :class:`ClerkAuthentication` verifies the token (Bearer header, then Clerk's
+* [`ClerkAuthentication`][clerkguard.drf.ClerkAuthentication] verifies the token (Bearer header, then Clerk's
   session cookie) and returns ``(ClerkUser, Session)``: ``request.user`` is a
-  :class:`ClerkUser` (not a database model) and ``request.auth`` the
-  :class:`~clerkguard.Session`. No token: anonymous (``None``), so public views
+  [`ClerkUser`][clerkguard.drf.ClerkUser] (not a database model) and ``request.auth`` the
+  [`Session`][clerkguard.Session]. No token: anonymous (``None``), so public views
   still work; a bad token: 401 at once. Its ``authenticate_header`` makes DRF
   answer 401, not 403, when a permission needs a session that isn't there.
-* Permission classes :class:`IsClerkAuthenticated`, :class:`HasRole`,
-  :class:`HasPermission`, :class:`HasFeature`, :class:`HasPlan` and
-  :class:`Authorized` (``authorize=``) compose with DRF's ``&``, ``|``, ``~``.
-* :func:`exception_handler` gives every clerkguard refusal the body and headers
-  of every other clerkguard adapter (``{"error": ..., "reason": ...}`` plus
+* Permission classes [`IsClerkAuthenticated`][clerkguard.drf.IsClerkAuthenticated],
+  [`HasRole`][clerkguard.drf.HasRole], [`HasPermission`][clerkguard.drf.HasPermission],
+  [`HasFeature`][clerkguard.drf.HasFeature], [`HasPlan`][clerkguard.drf.HasPlan] and
+  [`Authorized`][clerkguard.drf.Authorized] (``authorize=``) compose with DRF's ``&``, ``|``, ``~``.
+* [`exception_handler`][clerkguard.drf.exception_handler] gives every clerkguard refusal the body and headers
+  of every other clerkguard adapter (``{"error": ..., "reason": ..., "detail": ...}`` plus
   ``WWW-Authenticate`` / ``Retry-After``) instead of DRF's ``{"detail": ...}``.
 
 ``OPTIONS`` (CORS preflight) is let through unauthenticated by the
@@ -60,7 +61,7 @@ from typing_extensions import Self
 from .adapters import Guard, Preflight, TokenSource
 from .auth import Authorize, ClerkAuth
 from .django import require_auth
-from .errors import AuthError, Forbidden, NotAuthenticated
+from .errors import AuthError, Forbidden
 from .rules import Rule, has_feature, has_permission, has_plan, has_role
 from .session import Session
 
@@ -89,7 +90,7 @@ class ClerkUser:
 
     Attributes:
         id: The Clerk user id (``user_...``); ``pk`` and ``username`` are the same.
-        session: The verified :class:`~clerkguard.Session`.
+        session: The verified [`Session`][clerkguard.Session].
     """
 
     is_authenticated = True
@@ -122,16 +123,16 @@ class ClerkUser:
 
 
 class ClerkAPIException(exceptions.APIException):  # type: ignore[misc]
-    """A DRF ``APIException`` carrying an :class:`~clerkguard.AuthError`.
+    """A DRF ``APIException`` carrying an [`AuthError`][clerkguard.AuthError].
 
-    Its ``detail`` is the guard's body (``{"error": ..., "reason": ...}``),
+    Its ``detail`` is the guard's body (``{"error": ..., "reason": ..., "detail": ...}``),
     which DRF's default handler sends as is; ``auth_header`` and ``wait`` give
     DRF's handler the ``WWW-Authenticate`` and ``Retry-After`` headers. So a
     bad token is answered exactly as in every other adapter even without
-    :func:`exception_handler`.
+    [`exception_handler`][clerkguard.drf.exception_handler].
 
     Attributes:
-        error: The :class:`~clerkguard.AuthError`.
+        error: The [`AuthError`][clerkguard.AuthError].
     """
 
     def __init__(self, error: AuthError) -> None:
@@ -151,13 +152,13 @@ class ClerkAuthentication(BaseAuthentication):  # type: ignore[misc]
     """DRF authentication by Clerk session token.
 
     Returns ``(ClerkUser, Session)``, ``None`` without a token (anonymous),
-    and raises :class:`ClerkAPIException` (401, or 503 while no signing keys
+    and raises [`ClerkAPIException`][clerkguard.drf.ClerkAPIException] (401, or 503 while no signing keys
     can be fetched) for a token that fails verification.
 
     Subclass it to change the class attributes below.
     """
 
-    #: A specific :class:`~clerkguard.ClerkAuth` (default: the project's, from
+    #: A specific [`ClerkAuth`][clerkguard.ClerkAuth] (default: the project's, from
     #: ``settings.CLERK_AUTH`` / ``settings.CLERK_*`` / the environment).
     auth: ClassVar[ClerkAuth | None] = None
     #: Where to look for the token, in order.
@@ -172,7 +173,7 @@ class ClerkAuthentication(BaseAuthentication):  # type: ignore[misc]
 
     @classmethod
     def guard(cls) -> Guard[Any]:
-        """The :class:`~clerkguard.adapters.Guard` this class verifies with (built once)."""
+        """The [`Guard`][clerkguard.adapters.Guard] this class verifies with (built once)."""
         guard = cls._guards.get(cls)
         if guard is None:
             guard = require_auth.guard(
@@ -219,7 +220,7 @@ class ClerkPermission(OperationHolderMixin, BasePermission):  # type: ignore[mis
     Instances go straight into ``permission_classes`` (DRF calls each entry to
     get a permission; calling an instance returns it) and compose with ``&``,
     ``|`` and ``~`` like classes. ``has_permission`` is ``False`` without a
-    session (DRF answers 401) and when :meth:`allowed` is not exactly
+    session (DRF answers 401) and when [`allowed`][clerkguard.drf.ClerkPermission.allowed] is not exactly
     ``True`` (403); ``OPTIONS`` passes.
     """
 
@@ -323,31 +324,33 @@ class HasPlan(_Shorthand):
         super().__init__(has_plan(plan))
 
 
-def _uses_clerk(request: Any) -> bool:
-    return any(isinstance(a, ClerkAuthentication) for a in getattr(request, "authenticators", None) or ())
+def _clerk_authentication(request: Any) -> ClerkAuthentication | None:
+    authenticators = getattr(request, "authenticators", None) or ()
+    return next((a for a in authenticators if isinstance(a, ClerkAuthentication)), None)
 
 
 def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | None:
     """DRF's exception handler, answering clerkguard's refusals as every adapter does.
 
     Set ``REST_FRAMEWORK["EXCEPTION_HANDLER"] = "clerkguard.drf.exception_handler"``.
-    It shapes, on views authenticated by :class:`ClerkAuthentication`:
+    It shapes, on views authenticated by [`ClerkAuthentication`][clerkguard.drf.ClerkAuthentication]:
 
-    * DRF's "no credentials" 401 -> ``{"error": "unauthorized", "reason": "token-missing"}``;
-    * a permission's 403 on a Clerk session -> ``{"error": "insufficient_scope",
-      "reason": "authorization-denied"}`` with its ``WWW-Authenticate`` challenge;
-    * :class:`ClerkAPIException` -> its own body and headers.
+    * DRF's "no credentials" 401 -> the guard's ``token-missing`` answer
+      (``{"error": "unauthorized", "reason": "token-missing", "detail": ...}``);
+    * a permission's 403 on a Clerk session -> ``authorization-denied`` (or the
+      permission's own reason) with its ``WWW-Authenticate`` challenge;
+    * [`ClerkAPIException`][clerkguard.drf.ClerkAPIException] -> its own body and headers.
 
     Everything else goes to DRF's own ``exception_handler``.
     """
     if isinstance(exc, ClerkAPIException):
         return _response(exc.error)
     request = context.get("request")
-    if request is not None and _uses_clerk(request):
+    authentication = _clerk_authentication(request)
+    if request is not None and authentication is not None:
         if isinstance(exc, exceptions.NotAuthenticated):
-            return _response(
-                NotAuthenticated("token-missing", "no session token was provided", token_present=False)
-            )
+            # The guard's own "no token" answer (its detail says why, e.g. a Basic header).
+            return _response(authentication.guard()._missing(request))
         if isinstance(exc, exceptions.PermissionDenied) and _session(request) is not None:
             denial = getattr(getattr(request, "_request", request), DENIAL_ATTRIBUTE, None)
             if not isinstance(denial, Forbidden):

@@ -45,7 +45,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["clerkguard.drf.ClerkAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["clerkguard.drf.IsClerkAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    # clerkguard's body ({"error", "reason"}) for DRF's own 401/403 answers too.
+    # clerkguard's body ({"error", "reason", "detail"}) for DRF's own 401/403 answers too.
     "EXCEPTION_HANDLER": "clerkguard.drf.exception_handler",
 }
 

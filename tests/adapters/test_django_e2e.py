@@ -22,6 +22,7 @@ import pytest
 from clerkguard.testing import Fault, LocalIssuer
 
 from .table import CASES, mint_tokens
+from .test_django import error_of
 from .test_litestar_sanic_e2e import HTTPHarness, Server, free_port, serve, wait_until
 from .test_table import assert_answer, send
 
@@ -86,7 +87,7 @@ def exercise(server: Server, issuer: LocalIssuer) -> None:
         created = http.client.post(path, headers=bearer)
         assert created.status_code == 201, (path, created.text)
         assert created.json() == {"user_id": "user_m", "created": True}
-    assert http.client.post("/notes").json() == {"error": "unauthorized", "reason": "token-missing"}
+    assert error_of(http.client.post("/notes")) == ("unauthorized", "token-missing")
     # Class-based views: guarded dispatch (sync and async), one guarded async method.
     assert http.get("/notes", member).json() == {"user_id": "user_m", "notes": []}
     assert http.get("/async-views/notes", member).json() == {"user_id": "user_m", "notes": []}
@@ -101,7 +102,7 @@ def exercise(server: Server, issuer: LocalIssuer) -> None:
     assert http.get("/drf/reports", member).json() == {"user_id": "user_m", "reports": []}
     denied = http.get("/drf/reports", issuer.mint(org_role="member"))
     assert denied.status_code == 403
-    assert denied.json() == {"error": "insufficient_scope", "reason": "authorization-denied"}
+    assert error_of(denied) == ("insufficient_scope", "authorization-denied")
     assert http.get("/health").json() == {"ok": True}
 
 
