@@ -462,13 +462,13 @@ _REFUSAL = "clerkguard.refusal"
 def _websocket_refusals(app: ASGIApp) -> ASGIApp:
     """Plugin middleware: a guard's refusal of a websocket handshake answers like HTTP.
 
-    Litestar closes a websocket whose guard raised (``websocket.close`` with
-    code 4000 + status) and the server answers a close before ``accept()``
-    with a bare 403. When the server speaks the ASGI websocket
+    Litestar closes a websocket whose guard raised (``websocket.close``,
+    code 4500 whatever the error) and the server answers a close before
+    ``accept()`` with a bare 403. When the server speaks the ASGI websocket
     denial-response extension (uvicorn, hypercorn), the close becomes the
     guard's own answer instead: 401/403/503 with its headers and JSON body,
-    as in Quart and Sanic. Otherwise the close keeps its code and carries
-    the ``reason`` code as its reason.
+    as in Quart and Sanic. Otherwise the close says what happened: code
+    4000 + status (4401, 4403, 4503) and the ``reason`` code as its reason.
     """
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
@@ -482,7 +482,7 @@ def _websocket_refusals(app: ASGIApp) -> ASGIApp:
             if message["type"] != "websocket.close" or not isinstance(error, AuthError):
                 await send(message)
             elif not denial:
-                await send({**message, "reason": error.reason})
+                await send({**message, "code": 4000 + error.status, "reason": error.reason})
             else:
                 body = encode_json(error.to_dict())
                 headers = [

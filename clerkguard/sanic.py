@@ -18,6 +18,11 @@ request is found by its type). The verified session is ``request.ctx.auth``
 
 Errors are answered with ``sanic.response.json`` directly, so the body is
 ``{"error": ..., "reason": ..., "detail": ...}`` whatever error format Sanic would guess.
+
+Websocket handlers take the same decorator. With the extension, a refused
+handshake gets that HTTP answer before the upgrade (also under an ASGI
+server); without it, the socket closes with 1008 and the reason code after
+the upgrade. The handler runs in neither case.
 """
 
 from __future__ import annotations

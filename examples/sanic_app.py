@@ -22,9 +22,8 @@ import asyncio
 from json import dumps
 from typing import Any
 
-from sanic import Blueprint, Request, Sanic
+from sanic import Blueprint, Request, Sanic, Websocket
 from sanic.response import HTTPResponse, json
-from sanic.server.websockets.impl import WebsocketImplProtocol as Websocket
 from sanic.views import HTTPMethodView
 
 from clerkguard import ClerkAuth, Session
