@@ -457,6 +457,8 @@ def requires_auth(
 # -- the plugin -----------------------------------------------------------------------------------------
 #: Scope key where the guard leaves its refusal of a websocket handshake.
 _REFUSAL = "clerkguard.refusal"
+#: Close code of a refused handshake the server can't answer over HTTP (RFC 6455: policy violation).
+_POLICY_VIOLATION = 1008
 
 
 def _websocket_refusals(app: ASGIApp) -> ASGIApp:
@@ -467,8 +469,9 @@ def _websocket_refusals(app: ASGIApp) -> ASGIApp:
     ``accept()`` with a bare 403. When the server speaks the ASGI websocket
     denial-response extension (uvicorn, hypercorn), the close becomes the
     guard's own answer instead: 401/403/503 with its headers and JSON body,
-    as in Quart and Sanic. Otherwise the close says what happened: code
-    4000 + status (4401, 4403, 4503) and the ``reason`` code as its reason.
+    as in Quart and Sanic. Otherwise the close says what happened, as
+    clerkguard's other adapters do: code 1008 (policy violation) and the
+    ``reason`` code as its reason.
     """
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
@@ -482,7 +485,7 @@ def _websocket_refusals(app: ASGIApp) -> ASGIApp:
             if message["type"] != "websocket.close" or not isinstance(error, AuthError):
                 await send(message)
             elif not denial:
-                await send({**message, "code": 4000 + error.status, "reason": error.reason})
+                await send({**message, "code": _POLICY_VIOLATION, "reason": error.reason})
             else:
                 body = encode_json(error.to_dict())
                 headers = [

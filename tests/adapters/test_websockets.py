@@ -13,7 +13,8 @@ Litestar ``guards=[requires_auth()]``, Sanic ``@api.websocket`` +
 ``@require_auth`` with the ``ClerkGuard`` extension) answers every handshake
 of :data:`HANDSHAKES`, under its real server over a real socket on loopback
 (hypercorn, uvicorn, Sanic's server, and Sanic as an ASGI app under uvicorn)
-and through the framework's own test client. A refused handshake is a plain
+and through the framework's own test client; the Starlette and FastAPI
+examples' ``/ws`` under uvicorn answer the same. A refused handshake is a plain
 HTTP answer (status, ``WWW-Authenticate``, JSON body with the reason), never
 ``101``: the handler, whose first act is to send the user's data, never ran.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -37,13 +39,13 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 from clerkguard import ClerkAuth
-from clerkguard.sanic import POLICY_VIOLATION, require_auth
+from clerkguard.sanic import require_auth
 from clerkguard.testing import LocalIssuer, cookie_header, session_cookies
 
 from . import harness_litestar, harness_quart, harness_sanic
-from .conftest import table_auth
+from .conftest import table_auth, table_env
 from .table import CROSS_SITE, EVIL_ORIGIN, TRUSTED_ORIGIN
-from .test_litestar_sanic_e2e import Server, free_port, serve
+from .test_litestar_sanic_e2e import ROOT, STARTUP_TIMEOUT, Server, free_port, wait_until
 
 COOKIE_USER = "user_ws_cookie"
 BEARER_USER = "user_ws_bearer"
@@ -51,6 +53,8 @@ BEARER_USER = "user_ws_bearer"
 IO_TIMEOUT = 10.0
 #: An accepted handshake (``101 Switching Protocols``).
 SWITCHED = 101
+#: The close code of a refusal that can't be an HTTP answer (RFC 6455 7.4.1: policy violation).
+POLICY_VIOLATION = 1008
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,20 @@ def assert_answer(handshake: Handshake, answer: Answer) -> None:
 
 
 # -- real servers, real sockets -------------------------------------------------------------------
+def uvicorn(target: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        target,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--no-access-log",
+    ]
+
+
 SERVERS = {
     "quart-hypercorn": [
         sys.executable,
@@ -174,17 +192,7 @@ SERVERS = {
         "--bind",
         "127.0.0.1:{port}",
     ],
-    "litestar-uvicorn": [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "examples.litestar_app:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "{port}",
-        "--no-access-log",
-    ],
+    "litestar-uvicorn": uvicorn("examples.litestar_app:app"),
     "sanic": [
         sys.executable,
         "-m",
@@ -197,27 +205,35 @@ SERVERS = {
         "--no-motd",
     ],
     # Sanic is also an ASGI app; under an ASGI server its refusals take the ASGI path.
-    "sanic-uvicorn": [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "examples.sanic_app:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "{port}",
-        "--no-access-log",
-    ],
+    "sanic-uvicorn": uvicorn("examples.sanic_app:app"),
+    # The frameworks added since share the same /ws contract.
+    "starlette-uvicorn": uvicorn("examples.starlette_app:app"),
+    "fastapi-uvicorn": uvicorn("examples.fastapi_app:app"),
 }
 
 
-@pytest.fixture(scope="module", params=list(SERVERS))
-def server(request: pytest.FixtureRequest, table_issuer: LocalIssuer) -> Iterator[Server]:
-    """One example app under its real server, configured by ``CLERK_*`` variables only."""
-    port = free_port()
-    command = [part.format(port=port) for part in SERVERS[request.param]]
-    with serve(command, table_issuer, port) as running:
-        yield running
+@pytest.fixture(scope="module")
+def servers(table_issuer: LocalIssuer) -> Iterator[dict[str, Server]]:
+    """Every example app under its real server, started at once, configured by ``CLERK_*`` only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLERK_")}
+    env.update(table_env(table_issuer))
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    started: dict[str, Server] = {}
+    try:
+        for name, command in SERVERS.items():
+            port = free_port()
+            started[name] = Server([part.format(port=port) for part in command], env, port)
+        for name, running in started.items():
+            wait_until(running.answers, STARTUP_TIMEOUT, f"{name} on {running.url}")
+        yield started
+    finally:
+        for running in started.values():
+            running.stop()
+
+
+@pytest.fixture(params=list(SERVERS))
+def server(request: pytest.FixtureRequest, servers: dict[str, Server]) -> Server:
+    return servers[request.param]
 
 
 async def open_socket(url: str, headers: Mapping[str, str]) -> Answer:
@@ -239,7 +255,11 @@ async def test_real_server(server: Server, credentials: dict[str, str], handshak
     host = server.url.removeprefix("http://")
     headers = handshake.render({**credentials, "own_origin": server.url})
     answer = await open_socket(f"ws://{host}/ws", headers)
-    assert_answer(handshake, answer)
+    try:
+        assert_answer(handshake, answer)
+    except AssertionError:
+        print(f"--- server output ---\n{server.output()}")  # shown on failure
+        raise
 
 
 # -- the frameworks' own test clients ------------------------------------------------------------------
@@ -276,8 +296,8 @@ def test_litestar_test_client(
     litestar_client: TestClient[Any], credentials: dict[str, str], handshake: Handshake
 ) -> None:
     # Litestar's test client offers no websocket denial response: a refusal is
-    # Litestar's close before accept, code 4000 + the HTTP status, the reason
-    # code as its reason (what the plugin's middleware does without the extension).
+    # a close before accept, 1008 and the reason code (the plugin's middleware
+    # rewrites Litestar's 4500 close when the server can't answer over HTTP).
     own_origin = str(litestar_client.base_url)
     headers = handshake.render({**credentials, "own_origin": own_origin})
     if handshake.status == SWITCHED:
@@ -286,7 +306,7 @@ def test_litestar_test_client(
         return
     with pytest.raises(WebSocketDisconnect) as closed:  # raised on entry: the first message is the close
         litestar_client.websocket_connect("/ws", headers=headers).__enter__()
-    assert (closed.value.code, closed.value.detail) == (4000 + handshake.status, handshake.reason)
+    assert (closed.value.code, closed.value.detail) == (POLICY_VIOLATION, handshake.reason)
 
 
 class CapturingASGIClient(SanicASGITestClient):
