@@ -409,3 +409,42 @@ def test_sanic_without_extension_closes_with_1008_after_the_upgrade(
     with pytest.raises(ValueError, match=r"ConnectionClosedError"):
         client.websocket("/ws", extra_headers=headers, mimic=first_message, gather_request=False)
     assert (outcome, ran) == ([(POLICY_VIOLATION, handshake.reason)], [])
+
+
+# -- keys unavailable: 503, not a bad token -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def down_auth(table_issuer: LocalIssuer, dead_jwks_uri: str) -> Iterator[ClerkAuth]:
+    """A ClerkAuth whose keys can't be fetched (cold cache, a loopback port that refuses)."""
+    with table_auth(table_issuer, jwks_uri=dead_jwks_uri, http_timeout=2.0) as clerk_auth:
+        yield clerk_auth
+
+
+def test_keys_down_quart_is_503_with_retry_after(down_auth: ClerkAuth, credentials: dict[str, str]) -> None:
+    app = harness_quart.load_example().create_app(down_auth)
+
+    async def attempt() -> Any:
+        headers = {"Authorization": f"Bearer {credentials['bearer']}"}
+        with pytest.raises(WebsocketResponseError) as refused:
+            async with app.test_client().websocket("/ws", headers=headers) as socket:
+                await asyncio.wait_for(socket.receive(), IO_TIMEOUT)
+        return refused.value.response
+
+    response = asyncio.run(attempt())
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) >= 1
+    assert (asyncio.run(response.get_json()))["reason"] == "jwks-unavailable"
+
+
+def test_keys_down_litestar_closes_before_accept(down_auth: ClerkAuth, credentials: dict[str, str]) -> None:
+    headers = {"Authorization": f"Bearer {credentials['bearer']}"}
+    with TestClient(harness_litestar.build_app(down_auth)) as client:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            client.websocket_connect("/ws", headers=headers).__enter__()
+    assert (closed.value.code, closed.value.detail) == (POLICY_VIOLATION, "jwks-unavailable")
+
+
+def test_keys_down_sanic_is_503_before_the_upgrade(down_auth: ClerkAuth, credentials: dict[str, str]) -> None:
+    headers = {"Authorization": f"Bearer {credentials['bearer']}"}
+    client = SanicTestClient(harness_sanic.build_app(down_auth), port=free_port())
+    with pytest.raises(ValueError, match=r"InvalidStatusCode\(503, .*'Retry-After'"):
+        client.websocket("/ws", extra_headers=headers, gather_request=False)
