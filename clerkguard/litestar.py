@@ -65,7 +65,8 @@ from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import InitPlugin, ReceiveRoutePlugin
 from litestar.routes import BaseRoute
-from litestar.types import Scope
+from litestar.serialization import encode_json
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from litestar.utils.helpers import unwrap_partial
 from typing_extensions import Unpack
 
@@ -442,6 +443,8 @@ def requires_auth(
                     return
                 session = await strict.acheck(connection)
         except AuthError as error:
+            if connection.scope["type"] == ScopeType.WEBSOCKET:
+                cast("dict[str, Any]", connection.scope)[_REFUSAL] = error  # for _websocket_refusals
             raise to_exception(error) from None
         await _store_async(connection, session)
 
@@ -452,6 +455,53 @@ def requires_auth(
 
 
 # -- the plugin -----------------------------------------------------------------------------------------
+#: Scope key where the guard leaves its refusal of a websocket handshake.
+_REFUSAL = "clerkguard.refusal"
+#: Close code of a refused handshake the server can't answer over HTTP (RFC 6455: policy violation).
+_POLICY_VIOLATION = 1008
+
+
+def _websocket_refusals(app: ASGIApp) -> ASGIApp:
+    """Plugin middleware: a guard's refusal of a websocket handshake answers like HTTP.
+
+    Litestar closes a websocket whose guard raised (``websocket.close``,
+    code 4500 whatever the error) and the server answers a close before
+    ``accept()`` with a bare 403. When the server speaks the ASGI websocket
+    denial-response extension (uvicorn, hypercorn), the close becomes the
+    guard's own answer instead: 401/403/503 with its headers and JSON body,
+    as in Quart and Sanic. Otherwise the close says what happened, as
+    clerkguard's other adapters do: code 1008 (policy violation) and the
+    ``reason`` code as its reason.
+    """
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.WEBSOCKET:
+            await app(scope, receive, send)
+            return
+        denial = "websocket.http.response" in (scope.get("extensions") or {})
+
+        async def send_refusal(message: Message) -> None:
+            error = cast("dict[str, Any]", scope).get(_REFUSAL)
+            if message["type"] != "websocket.close" or not isinstance(error, AuthError):
+                await send(message)
+            elif not denial:
+                await send({**message, "code": _POLICY_VIOLATION, "reason": error.reason})
+            else:
+                body = encode_json(error.to_dict())
+                headers = [
+                    (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in error.headers().items()
+                ]
+                headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+                await send(
+                    {"type": "websocket.http.response.start", "status": error.status, "headers": headers}
+                )
+                await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
+
+        await app(scope, receive, send_refusal)
+
+    return middleware
+
+
 async def _provide_session(request: Request[Any, Any, Any]) -> Session | None:
     """The ``clerk_session`` dependency: the guard's session, or verify now."""
     if "auth" in request.scope and isinstance(request.scope["auth"], Session):
@@ -525,6 +575,7 @@ class ClerkPlugin(InitPlugin, ReceiveRoutePlugin):
             app_config.on_startup.append(self._startup)
             app_config.on_shutdown.append(self._shutdown)
         app_config.dependencies.setdefault(self.dependency_key, Provide(_provide_session))
+        app_config.middleware.append(_websocket_refusals)
         # Registered by class, so the app's own 401/403/503 handlers (looked up by
         # status code first) still win: rendering stays overridable.
         app_config.exception_handlers.setdefault(ClerkAuthException, auth_exception_handler)

@@ -18,6 +18,11 @@ request is found by its type). The verified session is ``request.ctx.auth``
 
 Errors are answered with ``sanic.response.json`` directly, so the body is
 ``{"error": ..., "reason": ..., "detail": ...}`` whatever error format Sanic would guess.
+
+Websocket handlers take the same decorator. With the extension, a refused
+handshake gets that HTTP answer before the upgrade (also under an ASGI
+server); without it, the socket closes with 1008 and the reason code after
+the upgrade. The handler runs in neither case.
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ except ImportError as exc:  # tested by hiding sanic from sys.modules
     raise MissingDependencyError("sanic", "sanic") from exc
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any
 
+from sanic.models.asgi import MockTransport
 from sanic.response import HTTPResponse, empty, json
 
 from .adapters import (
@@ -183,10 +189,38 @@ async def _check_before_upgrade(request: sanic.Request) -> HTTPResponse | None:
     try:
         session = await guard.acheck(request)
     except AuthError as error:
+        if isinstance(request.transport, MockTransport):  # under an ASGI server
+            _deny_over_asgi(request.transport, error.reason)
         return error_response(error)
     guard.adapter.store(request, session)
     setattr(request.ctx, _PASSED, guard)
     return None
+
+
+def _deny_over_asgi(transport: MockTransport, reason: str) -> None:
+    """Send Sanic's HTTP refusal of a websocket scope the ASGI way.
+
+    Under an ASGI server Sanic sends ``http.response.*`` messages even for a
+    websocket scope, which the server refuses (a 500 handshake answer). The
+    ASGI websocket denial-response extension takes the same messages under
+    a ``websocket.`` prefix; a server without it gets ``websocket.close``,
+    which it answers with a bare 403.
+    """
+    send = transport._send  # the server's ASGI send
+    denial = "websocket.http.response" in (transport.scope.get("extensions") or {})
+
+    async def send_denial(message: MutableMapping[str, Any]) -> None:
+        kind = message.get("type", "")
+        if kind.startswith("http.response."):
+            if denial:
+                message = {**message, "type": f"websocket.{kind}"}
+            elif kind == "http.response.start":
+                message = {"type": "websocket.close", "code": POLICY_VIOLATION, "reason": reason}
+            else:
+                return
+        await send(message)
+
+    transport._send = send_denial
 
 
 class ClerkGuard:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from litestar import Controller, Litestar, Request, Response, get, post, route
+from litestar import Controller, Litestar, Request, Response, WebSocket, get, post, route, websocket
 from litestar.di import NamedDependency
 from litestar.openapi import OpenAPIConfig
 
@@ -175,6 +175,18 @@ class ReportsController(Controller):
         return {"public": True}
 
 
+@websocket("/ws", guards=[requires_auth()])
+async def ws(socket: WebSocket[Any, Any, Any]) -> None:
+    """Websockets use the native guard; it refuses before ``accept()``.
+
+    Cookie handshakes also need a same-origin or trusted ``Origin``: browsers
+    send cookies with cross-site websocket handshakes.
+    """
+    await socket.accept()
+    await socket.send_json({"user_id": socket.auth.user_id})
+    await socket.close()
+
+
 @get("/health", sync_to_thread=False)
 def health() -> dict[str, Any]:
     """Unprotected."""
@@ -199,6 +211,7 @@ def create_app(auth: ClerkAuth | None = None) -> Litestar:
             async_handler,
             me,
             ReportsController,
+            ws,
             health,
         ],
         plugins=[ClerkPlugin(auth)],

@@ -19,9 +19,10 @@ build their app with `create_app` on a test issuer's ``ClerkAuth``.
 from __future__ import annotations
 
 import asyncio
+from json import dumps
 from typing import Any
 
-from sanic import Blueprint, Request, Sanic
+from sanic import Blueprint, Request, Sanic, Websocket
 from sanic.response import HTTPResponse, json
 from sanic.views import HTTPMethodView
 
@@ -184,6 +185,17 @@ account = Blueprint("account", url_prefix="/account")
 async def account_home(request: Request) -> HTTPResponse:
     """Blueprint routes are guarded the same way."""
     return user(request)
+
+
+@api.websocket("/ws")
+@require_auth
+async def ws(request: Request, ws: Websocket) -> None:
+    """Checked before the upgrade (``ClerkGuard`` refuses with the HTTP 401/403).
+
+    Cookie handshakes also need a same-origin or trusted ``Origin``: browsers
+    send cookies with cross-site websocket handshakes.
+    """
+    await ws.send(dumps({"user_id": request.ctx.auth.user_id}))
 
 
 @api.get("/health")
