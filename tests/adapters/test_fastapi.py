@@ -12,6 +12,7 @@ local dependencies in ``Annotated[...]``, which FastAPI must see evaluated.
 """
 
 import asyncio
+import functools
 import importlib
 import inspect
 import sys
@@ -188,6 +189,28 @@ def test_decorator_above_the_route_decorator_is_refused(clerk_auth: ClerkAuth) -
     app = FastAPI()
 
     @require_auth  # wraps AFTER @app.get registered the bare function
+    @app.get("/secret")
+    async def secret() -> dict[str, Any]:
+        return {"secret": True}
+
+    with pytest.raises(ConfigurationError, match="/secret"):
+        ClerkGuard(app, clerk_auth)
+
+
+def test_decorator_above_the_route_decorator_with_another_decorator_between_is_refused(
+    clerk_auth: ClerkAuth,
+) -> None:
+    app = FastAPI()
+
+    def logged(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return await fn(*args, **kwargs)
+
+        return wrapper
+
+    @require_auth
+    @logged
     @app.get("/secret")
     async def secret() -> dict[str, Any]:
         return {"secret": True}

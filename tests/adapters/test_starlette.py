@@ -355,3 +355,32 @@ def test_websocket_route_is_recognised_by_name_or_annotation(
         with pytest.raises(WebSocketDenialResponse):
             with client.websocket_connect("/w"):
                 pass
+
+
+def test_sync_endpoint_with_async_authorize(clerk_auth: ClerkAuth, clerk_token: Mint) -> None:
+    async def only_admins(session: Session, request: Request) -> bool:
+        return session.org_role == "org:admin"
+
+    @require_auth(authorize=only_admins)
+    def sync_endpoint(request: Request) -> JSONResponse:  # runs in Starlette's threadpool
+        return JSONResponse({"user_id": request.auth.user_id})
+
+    app = Starlette(routes=[Route("/s", sync_endpoint)])
+    ClerkGuard(app, clerk_auth)
+    with TestClient(app) as client:
+        ok = client.get("/s", headers=bearer(clerk_token(user_id="user_a", org_role="admin")))
+        assert ok.json() == {"user_id": "user_a"}
+        assert_error(
+            client.get("/s", headers=bearer(clerk_token(org_role="member"))), 403, "authorization-denied"
+        )
+
+
+def test_cookie_websocket_from_another_origin_is_refused(example: TestClient, clerk_token: Mint) -> None:
+    cookie = f"__session={clerk_token(user_id='user_ws')}; __client_uat=1"
+    with example.websocket_connect("/ws", headers={"Cookie": cookie, "Origin": "http://testserver"}) as ws:
+        assert ws.receive_json() == {"user_id": "user_ws"}  # same origin as the Host
+    with pytest.raises(WebSocketDenialResponse) as denied:
+        with example.websocket_connect("/ws", headers={"Cookie": cookie, "Origin": "https://evil.example"}):
+            pass
+    assert denied.value.status_code == 403
+    assert denied.value.json()["reason"] == "cross-site-request"
