@@ -12,7 +12,7 @@ what each must answer, identically in every framework):
 ======================  ======================================================================
 ``GET /protected``      ``@require_auth``; returns ``{"user_id": ..., "org_role": ...}`` read
                         from the framework's session location (Flask/Quart ``current_auth``,
-                        Litestar ``request.auth``, Sanic ``request.ctx.auth``).
+                        Litestar/Starlette/FastAPI ``request.auth``, Sanic ``request.ctx.auth``).
 ``GET /admin``          ``@require_auth(role="admin")``; returns ``{"user_id": ...}``.
 ``GET /perm``           ``@require_auth(authorize=has_permission(PERMISSION))``.
 ``GET /async-authorize`` ``authorize=`` :func:`async_allow_user` (async; True only for

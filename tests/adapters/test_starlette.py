@@ -24,7 +24,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.testclient import TestClient, WebSocketDenialResponse
 from starlette.websockets import WebSocket
 
@@ -388,3 +388,19 @@ def test_cookie_websocket_from_another_origin_is_refused(example: TestClient, cl
             pass
     assert denied.value.status_code == 403
     assert denied.value.json()["reason"] == "cross-site-request"
+
+
+def test_mounted_sub_application_uses_its_own_clerk_guard(clerk_auth: ClerkAuth, clerk_token: Mint) -> None:
+    @require_auth
+    async def me(request: Request) -> JSONResponse:
+        return JSONResponse({"user_id": request.auth.user_id})
+
+    sub = Starlette(routes=[Route("/me", me)])
+    ClerkGuard(sub, clerk_auth)
+    outer = Starlette(routes=[Mount("/api", app=sub), Mount("/grouped", routes=[Route("/me", me)])])
+    ClerkGuard(outer, clerk_auth)
+    with TestClient(outer) as client:
+        for path in ("/api/me", "/grouped/me"):
+            response = client.get(path, headers=bearer(clerk_token(user_id="user_m")))
+            assert response.json() == {"user_id": "user_m"}, path
+            assert_error(client.get(path), 401, "token-missing")
