@@ -83,12 +83,15 @@ __all__ = [
     "ClerkGuard",
     "ClerkUser",
     "StarletteAdapter",
+    "allowed_methods",
     "auth_exception_handler",
     "deny_websocket",
     "error_response",
     "misordered_routes",
     "on_auth_error",
+    "ordered_methods",
     "require_auth",
+    "warm_up",
 ]
 
 #: ``app.state`` attribute holding the app's [`ClerkGuard`][clerkguard.starlette.ClerkGuard] state.
