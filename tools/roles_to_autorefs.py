@@ -56,7 +56,7 @@ class Resolver:
         for name in documented:
             try:
                 canonical = package.modules_collection[name].canonical_path
-            except Exception:  # noqa: S112 - not a Python object (a heading anchor, say)
+            except Exception:  # not a Python object (a heading anchor, say)
                 continue
             self.by_canonical.setdefault(canonical, []).append(name)
 
