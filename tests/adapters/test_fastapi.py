@@ -374,7 +374,11 @@ def test_websocket_refused_before_accept_with_the_http_answer(
         with example.websocket_connect(path):
             pass
     assert denied.value.status_code == 401
-    assert denied.value.json() == {"error": "unauthorized", "reason": "token-missing"}
+    assert denied.value.json() == {
+        "error": "unauthorized",
+        "reason": "token-missing",
+        "detail": "no session token was provided",
+    }
     assert denied.value.headers["www-authenticate"] == "Bearer"
     with pytest.raises(WebSocketDenialResponse) as expired:
         with example.websocket_connect(path, headers=bearer(clerk_token(issued_at=0, expires_in=60))):

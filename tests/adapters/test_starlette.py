@@ -186,7 +186,11 @@ def test_websocket_refused_before_accept_with_the_http_answer(example: TestClien
         with example.websocket_connect("/ws", headers=bearer(clerk_token(org_role="x", expires_in=-100))):
             pass
     assert denied.value.status_code == 401
-    assert denied.value.json() == {"error": "invalid_token", "reason": "token-expired"}
+    assert denied.value.json() == {
+        "error": "invalid_token",
+        "reason": "token-expired",
+        "detail": "the token has expired",
+    }
     assert 'error="invalid_token"' in denied.value.headers["www-authenticate"]
 
 

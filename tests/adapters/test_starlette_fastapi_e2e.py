@@ -106,7 +106,11 @@ def test_fastapi_example_under_uvicorn(issuer: LocalIssuer) -> None:
             assert receive_user(ws_url(server.url, path), member) == {"user_id": "user_m"}
             response = refused(ws_url(server.url, path))
             assert response.status_code == 401
-            assert json.loads(response.body) == {"error": "unauthorized", "reason": "token-missing"}
+            assert json.loads(response.body) == {
+                "error": "unauthorized",
+                "reason": "token-missing",
+                "detail": "no session token was provided",
+            }
             assert response.headers["WWW-Authenticate"] == "Bearer"
 
         schema: dict[str, Any] = http.get("/openapi.json").json()
@@ -125,9 +129,17 @@ def test_starlette_example_under_uvicorn(issuer: LocalIssuer) -> None:
         assert http.get("/users/me", token).json()["user_id"] == "user_s"
         expired = http.get("/users/whoami", issuer.mint(issued_at=issuer.clock() - 3600, expires_in=60))
         assert expired.status_code == 401
-        assert expired.json() == {"error": "invalid_token", "reason": "token-expired"}
+        assert expired.json() == {
+            "error": "invalid_token",
+            "reason": "token-expired",
+            "detail": "the token has expired",
+        }
 
         assert receive_user(ws_url(server.url, "/ws"), token) == {"user_id": "user_s"}
         response = refused(ws_url(server.url, "/ws"), {"Authorization": "Bearer not-a-jwt"})
         assert response.status_code == 401
-        assert json.loads(response.body) == {"error": "invalid_token", "reason": "token-malformed"}
+        assert json.loads(response.body) == {
+            "error": "invalid_token",
+            "reason": "token-malformed",
+            "detail": "the token is not three base64url segments",
+        }
