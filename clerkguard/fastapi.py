@@ -1,7 +1,7 @@
 """FastAPI integration: [`ClerkGuard`][clerkguard.fastapi.ClerkGuard], the ``requires_auth`` dependency,
 ``@require_auth``.
 
-::
+
 
     from typing import Annotated
     from fastapi import Depends, FastAPI

@@ -1,7 +1,7 @@
 """Starlette integration: ``@require_auth``, [`ClerkGuard`][clerkguard.starlette.ClerkGuard], an
 ``AuthenticationBackend``.
 
-::
+
 
     from starlette.applications import Starlette
     from starlette.routing import Route
@@ -430,7 +430,7 @@ _SIGNED_OUT = "session-token-without-client-uat"
 class ClerkAuthBackend(AuthenticationBackend):
     """Starlette ``AuthenticationBackend`` verifying Clerk session tokens.
 
-    ::
+
 
         Middleware(AuthenticationMiddleware, backend=ClerkAuthBackend(), on_error=on_auth_error)
 
