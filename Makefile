@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all install test lint typecheck docs demo bench clean
+.PHONY: all install test lint typecheck docs dist demo bench clean
 
 all: test
 
@@ -30,7 +30,12 @@ docs: $(STAMP)
 		|| { grep -v '^INFO' $(VENV)/mkdocs.log; echo "mkdocs build --strict failed"; exit 1; }
 	$(BIN)/python tools/check_site.py .site
 
-test: lint docs
+# sdist + wheel (python -m build), twine check, then the wheel in a fresh venv:
+# imports, plugin, and the docs' quickstart app + tests copied as is (tools/check_dist.py).
+dist: $(STAMP)
+	$(BIN)/python tools/check_dist.py
+
+test: lint docs dist
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
@@ -40,4 +45,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/verify.py
 
 clean:
-	rm -rf $(VENV) .site .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .site .pytest_cache .mypy_cache .ruff_cache dist build

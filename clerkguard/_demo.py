@@ -248,7 +248,26 @@ def run_in_process() -> int:
         auth.close()
         print(f"clerkguard demo: local issuer {issuer.issuer}, requests checked in-process")
         print("(`clerkguard demo --examples DIR` runs the same table against real servers)\n")
-    return _report(cases, [column], cells)
+    code = _report(cases, [column], cells)
+    _next_steps(None)
+    return code
+
+
+def _next_steps(examples: Path | None) -> None:
+    """Where to go after the demo: the example apps, the docs, a dev issuer for your own app."""
+    print("\nNext:")
+    if examples is not None:
+        apps = sorted(p.name for p in examples.glob("*_app.py"))
+        shown = ", ".join(apps) if apps else "the example apps"
+        print(f"  - read the apps you just ran: {examples}/ ({shown})")
+    else:
+        print("  - `make demo` in a clone runs the same table against the example apps (examples/*_app.py)")
+    print("  - the docs start at docs/index.md: a quickstart per framework, with its tests")
+    print("    (`make docs` builds them into .site/)")
+    print("  - try your own app without a Clerk account: a local issuer on loopback, and tokens for it:")
+    print("      clerkguard dev-issuer --key-file dev-issuer.pem > .env.clerk &")
+    print("      export $(cat .env.clerk)              # then start your app in this shell")
+    print("      clerkguard mint --key-file dev-issuer.pem --role admin")
 
 
 def _report(cases: Sequence[Case], columns: Sequence[str], cells: Mapping[tuple[str, str], str]) -> int:
@@ -500,4 +519,5 @@ def run_examples(examples: Path, *, allow_missing: bool = False, timeout: float 
     print(f"(finished in {time.monotonic() - started:.1f}s; servers stopped)")
     if missing:
         print(f"note: {', '.join(f.name for f in missing)} skipped (example missing)")
+    _next_steps(examples)
     return code

@@ -8,7 +8,7 @@ ready ``require_auth`` from [`build_require_auth`][clerkguard.adapters.build_req
 Flask, Quart, Litestar and Sanic modules are written on exactly this API.
 
 A minimal adapter for a framework we don't ship (the complete, tested version
-is ``examples/bottle_adapter.py``)::
+is ``examples/bottle_adapter.py``):
 
     import bottle
     from clerkguard import ClerkAuth
@@ -901,7 +901,7 @@ def guard_of(handler: Callable[..., Any]) -> Guard[Any] | None:
 def unguarded_views(view_functions: Mapping[str, Callable[..., Any]]) -> list[str]:
     """Endpoints registered with a handler that ``require_auth`` wrapped *afterwards*.
 
-    The classic silent bypass: with the guard above the route decorator::
+    The classic silent bypass: with the guard above the route decorator:
 
         @require_auth          # wraps the function AFTER ...
         @app.route("/secret")  # ... this registered the bare function

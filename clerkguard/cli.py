@@ -1,6 +1,6 @@
 """The ``clerkguard`` command line (also ``python -m clerkguard``).
 
-Commands::
+Commands:
 
     clerkguard verify TOKEN|-      verify with the configured keys (CLERK_* env or flags)
     clerkguard decode TOKEN|-      show header and claims WITHOUT verifying them

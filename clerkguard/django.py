@@ -1,6 +1,6 @@
 """Django integration: ``@require_auth`` for views, a lazy ``request.auth`` middleware.
 
-::
+
 
     # views.py
     from django.http import JsonResponse

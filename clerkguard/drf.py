@@ -1,6 +1,6 @@
 """Django REST framework integration: authentication, permissions, error answers.
 
-::
+
 
     # settings.py
     REST_FRAMEWORK = {

@@ -1,6 +1,6 @@
 """Flask integration: ``ClerkGuard`` extension, ``@require_auth``, ``current_auth``.
 
-::
+
 
     from flask import Flask
     from clerkguard.flask import ClerkGuard, current_auth, require_auth
@@ -194,7 +194,7 @@ def guard_blueprint(
     """Guard every view of ``blueprint`` (or a whole app) in one line.
 
     Registers a ``before_request`` hook running one guard with the options
-    of ``require_auth(...)`` (``role=``, ``authorize=``, ``optional=``...)::
+    of ``require_auth(...)`` (``role=``, ``authorize=``, ``optional=``...):
 
         admin = Blueprint("admin", __name__)
         guard_blueprint(admin, role="admin")

@@ -5,14 +5,14 @@ Three ways to protect a handler, all deciding through the same
 [`Guard`][clerkguard.adapters.Guard]:
 
 * the decorator, placed **below** the route decorator (it wraps the function
-  before Litestar reads its signature)::
+  before Litestar reads its signature):
 
       @get("/me")
       @require_auth(role="admin")
       async def me(request: Request) -> dict[str, str]:
           return {"user_id": request.auth.user_id}
 
-* the native guard, at any layer (app, router, controller, handler)::
+* the native guard, at any layer (app, router, controller, handler):
 
       Router("/admin", route_handlers=[...], guards=[requires_auth(role="admin")])
 

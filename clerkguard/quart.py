@@ -1,6 +1,6 @@
 """Quart integration: ``ClerkGuard`` extension, ``@require_auth``, ``current_auth``.
 
-::
+
 
     from quart import Quart
     from clerkguard.quart import ClerkGuard, current_auth, require_auth

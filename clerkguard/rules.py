@@ -2,7 +2,7 @@
 
 Each rule is an ``authorize(session, request)`` callable; combine rules (and
 your own callables, sync or async) with [`all_of`][clerkguard.rules.all_of] /
-[`any_of`][clerkguard.rules.any_of]::
+[`any_of`][clerkguard.rules.any_of]:
 
     require_auth(authorize=any_of(has_role("admin"), has_permission("org:billing:manage")))
 

@@ -1,6 +1,6 @@
 """Sanic integration: ``@require_auth`` and the [`ClerkGuard`][clerkguard.sanic.ClerkGuard] extension.
 
-::
+
 
     app = Sanic("api")
     ClerkGuard(app)                      # ClerkAuth() from CLERK_* variables

@@ -8,7 +8,7 @@ Clerk's session tokens (header ``alg``/``cat``/``kid``/``typ``; v2 payload with
 ([`LocalIssuer.set_fault`][clerkguard.testing.LocalIssuer.set_fault]) to test outage handling for real.
 
 Use it from pytest through the fixtures of [`clerkguard.pytest_plugin`][clerkguard.pytest_plugin]
-(``clerk_issuer``, ``clerk_auth``), or directly::
+(``clerk_issuer``, ``clerk_auth``), or directly:
 
     with LocalIssuer() as issuer:
         auth = issuer.auth()

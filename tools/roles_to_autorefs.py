@@ -56,7 +56,7 @@ class Resolver:
         for name in documented:
             try:
                 canonical = package.modules_collection[name].canonical_path
-            except Exception:  # noqa: S112 - not a Python object (a heading anchor, say)
+            except Exception:  # not a Python object (a heading anchor, say)
                 continue
             self.by_canonical.setdefault(canonical, []).append(name)
 
@@ -164,6 +164,26 @@ def reflow(lines: list[str], i: int) -> tuple[list[str], int]:
     return out, used
 
 
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _drop_literal_markers(lines: list[str], changed: list[bool]) -> None:
+    """RST's ``text::`` + blank line + indented block: Markdown prints the ``::``.
+
+    The indented block is a code block in Markdown too, so ``text::`` becomes
+    ``text:`` and a line that is only ``::`` becomes empty.
+    """
+    for i, line in enumerate(lines[:-2]):
+        text = line.strip()
+        if not text.endswith("::") or lines[i + 1].strip() or not lines[i + 2].strip():
+            continue
+        if _indent(lines[i + 2]) <= _indent(line):
+            continue
+        lines[i] = "\n" if text == "::" else line.rstrip()[:-1] + "\n"
+        changed[i] = True
+
+
 def rewrite_python(path: Path, module: griffe.Module | None, resolver: Resolver | None) -> str:
     lines = []
     changed = []
@@ -182,6 +202,7 @@ def rewrite_python(path: Path, module: griffe.Module | None, resolver: Resolver 
         new = ROLE.sub(replace, line)
         lines.append(new)
         changed.append(new != line)
+    _drop_literal_markers(lines, changed)
     out: list[str] = []
     i = 0
     while i < len(lines):

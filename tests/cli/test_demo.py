@@ -74,6 +74,17 @@ def test_in_process_demo_needs_no_files() -> None:
     assert rows["forged signature"] == ["401 token-invalid-signature", "401 token-invalid-signature"]
     assert rows["with permission"] == ["200 ok", "200 ok"]
     assert "OK: every answer agrees with the expected result on all 12 requests." in result.stdout
+    assert_ends_with_next_steps(result.stdout)
+
+
+def assert_ends_with_next_steps(stdout: str) -> None:
+    # The demo ends by pointing somewhere: the examples, the docs, a dev issuer for your own app.
+    tail = stdout[stdout.rindex("\nNext:") :]
+    assert "examples" in tail
+    assert "docs/index.md" in tail
+    assert "clerkguard dev-issuer --key-file dev-issuer.pem" in tail
+    assert "clerkguard mint --key-file dev-issuer.pem" in tail
+    assert stdout.rstrip().endswith(tail.rstrip())
 
 
 def test_every_example_is_required(tmp_path: Path) -> None:
@@ -95,6 +106,8 @@ def test_runs_an_example_under_a_real_server_and_stops_it(fake_examples: Path) -
     assert rows["session cookie"] == ["200 ok", "200 ok"]
     assert "OK: every answer agrees with the expected result on all 12 requests." in result.stdout
     assert _gone(pid)
+    assert_ends_with_next_steps(result.stdout)
+    assert "flask_app.py" in result.stdout.split("\nNext:")[-1]
 
 
 def test_a_wrong_answer_fails_the_demo(fake_examples: Path) -> None:

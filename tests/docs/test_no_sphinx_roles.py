@@ -80,3 +80,32 @@ def test_rewriter_links_documented_targets_and_keeps_the_rest_as_code(tmp_path: 
     assert used == 2
     assert all(len(line.rstrip("\n")) <= roles.LIMIT for line in refilled)
     assert "".join(refilled).split() == "".join(long).split()
+
+
+def test_rewriter_drops_rst_literal_markers() -> None:
+    roles = _load("roles_to_autorefs")
+    lines = [
+        "Use it like this::\n",
+        "\n",
+        "    code()\n",
+        "::\n",
+        "\n",
+        "    more()\n",
+        "a::b\n",
+        "x\n",
+        "y\n",
+    ]
+    changed = [False] * len(lines)
+    roles._drop_literal_markers(lines, changed)
+    assert lines == [
+        "Use it like this:\n",
+        "\n",
+        "    code()\n",
+        "\n",
+        "\n",
+        "    more()\n",
+        "a::b\n",
+        "x\n",
+        "y\n",
+    ]
+    assert changed == [True, False, False, True, False, False, False, False, False]
