@@ -18,6 +18,8 @@ scheme is the Standard Webhooks spec, whose ``webhook-id`` /
 In a web framework use ``require_webhook`` from its module instead
 (``clerkguard.flask.require_webhook``...): it reads the raw body, verifies,
 filters event types, de-duplicates retries and answers refusals with 400.
+Another framework gets it from :func:`build_require_webhook` and an
+:class:`~clerkguard.adapters.Adapter` with the webhook hooks.
 
 The HMAC is computed by the ``standardwebhooks`` library (the one Clerk's
 own JavaScript SDK uses; no dependencies of its own), installed by the
@@ -53,6 +55,7 @@ from types import MappingProxyType
 from typing import Any, TypeAlias, Union
 
 from ._core.jsonstrict import StrictJSONError, loads_object
+from ._webhook_guard import RequireWebhook, WebhookGuard, build_require_webhook
 from .errors import ConfigurationError, WebhookError
 
 __all__ = [
@@ -62,9 +65,12 @@ __all__ = [
     "SECRET_ENV",
     "Dedupe",
     "InMemoryDedupe",
+    "RequireWebhook",
     "WebhookError",
     "WebhookEvent",
+    "WebhookGuard",
     "WebhookVerifier",
+    "build_require_webhook",
     "parse_secrets",
     "verify_webhook",
 ]
