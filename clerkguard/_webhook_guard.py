@@ -66,6 +66,18 @@ class Ignored:
         return {"status": "ignored", "reason": self.reason}
 
 
+def _refused(error: WebhookError) -> WebhookError:
+    # The reason only: never the body, a signature or the secret (the id may be forged too).
+    logger.info("webhook refused: %s %s", error.status, error.reason)
+    return error
+
+
+def _logged(outcome: WebhookEvent | Ignored) -> WebhookEvent | Ignored:
+    if isinstance(outcome, Ignored):
+        logger.debug("webhook %s acknowledged unhandled: %s", outcome.event.id, outcome.reason)
+    return outcome
+
+
 def _event_filter(events: Iterable[str] | None) -> Callable[[str], bool] | None:
     if events is None:
         return None
@@ -163,6 +175,19 @@ class WebhookGuard(Generic[RequestT]):
     # -- decisions ----------------------------------------------------------------------------
     def check(self, request: RequestT) -> WebhookEvent | Ignored:
         """Decide from sync code (an async ``dedupe`` is bridged by the adapter)."""
+        try:
+            return _logged(self._check(request))
+        except WebhookError as error:
+            raise _refused(error) from None
+
+    async def acheck(self, request: RequestT) -> WebhookEvent | Ignored:
+        """Decide from async code (a sync ``dedupe`` is called inline)."""
+        try:
+            return _logged(await self._acheck(request))
+        except WebhookError as error:
+            raise _refused(error) from None
+
+    def _check(self, request: RequestT) -> WebhookEvent | Ignored:
         verifier = self.verifier()
         self._declared_size(request, verifier)
         body = self.adapter.body(request, verifier.max_body)
@@ -180,8 +205,7 @@ class WebhookGuard(Generic[RequestT]):
             raise self._dedupe_failed(exc) from None
         return Ignored(judged, "duplicate-delivery") if result else judged
 
-    async def acheck(self, request: RequestT) -> WebhookEvent | Ignored:
-        """Decide from async code (a sync ``dedupe`` is called inline)."""
+    async def _acheck(self, request: RequestT) -> WebhookEvent | Ignored:
         verifier = self.verifier()
         self._declared_size(request, verifier)
         body = await self.adapter.abody(request, verifier.max_body)

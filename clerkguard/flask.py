@@ -199,7 +199,7 @@ class FlaskAdapter(Adapter[flask.Request]):
         try:
             return request.get_data(cache=True)
         except http.RequestEntityTooLarge:
-            raise WebhookError("body-too-large", f"the body is over the {limit}-byte limit") from None
+            raise WebhookError("body-too-large", "the body is over the size limit") from None
 
     def json_response(self, request: flask.Request, status: int, content: Any) -> flask.Response:
         """A JSON response."""

@@ -349,7 +349,7 @@ class LitestarAdapter(Adapter[ASGIConnection[Any, Any, Any, Any]]):
             return await request.body()
         except HTTPException as exc:
             if exc.status_code == 413:
-                raise WebhookError("body-too-large", f"the body is over the {limit}-byte limit") from None
+                raise WebhookError("body-too-large", "the body is over the size limit") from None
             raise
 
     def json_response(

@@ -205,7 +205,7 @@ class QuartAdapter(Adapter[Connection]):
         try:
             data: bytes = await request.get_data(cache=True, as_text=False, parse_form_data=False)
         except http.RequestEntityTooLarge:
-            raise WebhookError("body-too-large", f"the body is over the {limit}-byte limit") from None
+            raise WebhookError("body-too-large", "the body is over the size limit") from None
         return data
 
     def json_response(self, request: Connection, status: int, content: Any) -> quart.Response:

@@ -98,7 +98,7 @@ MAX_SIGNATURES = 32
 #: Tolerance above this is a configuration error (replays would stay valid for days).
 MAX_TOLERANCE = 24 * 3600.0
 
-_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_TIMESTAMP = re.compile(r"0|[1-9][0-9]{0,11}")  # canonical: what the sender signed is what we re-sign
 _ID = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces
 _SECRET_SPLIT = re.compile(r"[\s,]+")
 

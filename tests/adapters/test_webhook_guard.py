@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -295,3 +296,23 @@ def test_webhook_error_is_a_clerkguard_auth_error_without_a_challenge() -> None:
     assert error.status == 400
     assert error.to_dict() == {"error": "invalid_webhook", "reason": "signature-invalid"}
     assert error.headers() == {}
+
+
+def test_refusals_are_logged_by_reason_only(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="clerkguard")
+    signer = WebhookSigner()
+    app, seen = flask_app(secret=signer.secret, events=["user.created"])
+    body, headers = signer.delivery("user.created", {"id": "user_secretive", "email": "ada@example.com"})
+    assert send(app, body.replace(b"ada@", b"eve@"), headers).status_code == 400
+    assert send(app, *signer.delivery("session.created", {"id": "sess_1"})).status_code == 200
+    assert "webhook refused: 400 signature-invalid" in caplog.text
+    assert "event-type-not-handled" in caplog.text
+    for secret_or_data in (
+        signer.secret.removeprefix("whsec_"),
+        "ada@",
+        "eve@",
+        "user_secretive",
+        headers["svix-signature"],
+    ):
+        assert secret_or_data not in caplog.text
+    assert seen == []

@@ -163,6 +163,7 @@ def signed(body: bytes, **overrides: str) -> dict[str, str]:
         ({"svix-timestamp": "-1"}, "timestamp-invalid"),
         ({"svix-timestamp": "\u0661\u0662"}, "timestamp-invalid"),  # Arabic-Indic digits
         ({"svix-timestamp": "9" * 13}, "timestamp-invalid"),
+        ({"svix-timestamp": "0" + str(KAT_TIMESTAMP)}, "timestamp-invalid"),  # not what was signed
         ({"svix-timestamp": str(KAT_TIMESTAMP - 301)}, "timestamp-out-of-window"),
         ({"svix-timestamp": str(KAT_TIMESTAMP + 301)}, "timestamp-out-of-window"),
         ({"svix-signature": "v1," + "A" * 44}, "signature-invalid"),
