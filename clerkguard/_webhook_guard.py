@@ -34,7 +34,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from .adapters import Adapter
+from .adapters import Adapter, _remember
 from .errors import ConfigurationError, WebhookError
 
 if TYPE_CHECKING:
@@ -254,6 +254,9 @@ def _is_async(fn: Callable[..., Any]) -> bool:
 def wrap_webhook_handler(handler: Callable[..., Any], guard: WebhookGuard[Any]) -> Callable[..., Any]:
     """The default wrapper: same sync/async kind as the handler (adapter flags permitting)."""
     adapter = guard.adapter
+    # Like require_auth: the extensions' decorator-order checks (ClerkGuard for
+    # Flask/Quart/Sanic) then refuse a route that registered the bare function.
+    _remember(handler)
     if not adapter.sync_only and (adapter.async_only or _is_async(handler)):
 
         @functools.wraps(handler)

@@ -321,3 +321,18 @@ def test_refusals_are_logged_by_reason_only(caplog: pytest.LogCaptureFixture) ->
     ):
         assert secret_or_data not in caplog.text
     assert seen == []
+
+
+def test_decorator_above_the_route_is_refused_by_the_extension(clerk_auth: Any) -> None:
+    from clerkguard.flask import ClerkGuard
+
+    signer = WebhookSigner()
+    app = flask.Flask("misordered_webhook")
+
+    @flask_webhook(secret=signer.secret)  # ABOVE the route: Flask registered the bare function
+    @app.post("/hook")
+    def hook() -> Any:
+        return {"forged": "accepted"}
+
+    with pytest.raises(ConfigurationError, match="above the route decorator"):
+        ClerkGuard(app, auth=clerk_auth)
