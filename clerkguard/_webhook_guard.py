@@ -32,7 +32,9 @@ import inspect
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, overload
+
+from typing_extensions import Unpack
 
 from .adapters import Adapter, _remember
 from .errors import ConfigurationError, WebhookError
@@ -40,7 +42,7 @@ from .errors import ConfigurationError, WebhookError
 if TYPE_CHECKING:
     from .webhooks import Dedupe, WebhookEvent, WebhookVerifier
 
-__all__ = ["IGNORED", "Ignored", "RequireWebhook", "WebhookGuard", "build_require_webhook"]
+__all__ = ["IGNORED", "Ignored", "RequireWebhook", "WebhookGuard", "WebhookKwargs", "build_require_webhook"]
 
 logger = logging.getLogger("clerkguard.webhooks")
 
@@ -301,6 +303,23 @@ def wrap_webhook_handler(handler: Callable[..., Any], guard: WebhookGuard[Any]) 
 WrapWebhook = Callable[[Callable[..., Any], WebhookGuard[Any]], Callable[..., Any]]
 
 
+class WebhookKwargs(TypedDict, total=False):
+    """The keyword options of every ``require_webhook(...)`` (``Unpack[WebhookKwargs]``)."""
+
+    events: Iterable[str] | None
+    """Event types to handle (``"user.*"`` matches a prefix); others are acknowledged unhandled."""
+    secret: str | bytes | Sequence[str | bytes] | None
+    """``whsec_...`` secret(s); default ``CLERK_WEBHOOK_SIGNING_SECRET``, read at each request."""
+    dedupe: Dedupe | None
+    """``dedupe(event_id)``, sync or async: truthy = already handled (acknowledged, handler skipped)."""
+    tolerance: float | None
+    """Seconds the signed timestamp may differ from now (default 300)."""
+    max_body: int | None
+    """Largest body in bytes (default 1 MiB)."""
+    clock: Callable[[], float] | None
+    """``() -> Unix seconds`` (default ``time.time``)."""
+
+
 class RequireWebhook:
     """The ``require_webhook`` decorator a framework module exports.
 
@@ -317,18 +336,7 @@ class RequireWebhook:
     def __call__(self, handler: F, /) -> F: ...
 
     @overload
-    def __call__(
-        self,
-        handler: None = None,
-        /,
-        *,
-        events: Iterable[str] | None = None,
-        secret: str | bytes | Sequence[str | bytes] | None = None,
-        dedupe: Dedupe | None = None,
-        tolerance: float | None = None,
-        max_body: int | None = None,
-        clock: Callable[[], float] | None = None,
-    ) -> Callable[[F], F]: ...
+    def __call__(self, handler: None = None, /, **options: Unpack[WebhookKwargs]) -> Callable[[F], F]: ...
 
     def __call__(self, handler: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         if handler is not None and options:
@@ -347,7 +355,7 @@ class RequireWebhook:
 
         return decorator
 
-    def guard(self, **options: Any) -> WebhookGuard[Any]:
+    def guard(self, **options: Unpack[WebhookKwargs]) -> WebhookGuard[Any]:
         """A `WebhookGuard` with these options (same keywords as the decorator)."""
         unknown = sorted(set(options) - _OPTION_NAMES)
         if unknown:
@@ -355,7 +363,7 @@ class RequireWebhook:
         return WebhookGuard(self.adapter, **options)
 
 
-_OPTION_NAMES = frozenset({"events", "secret", "dedupe", "tolerance", "max_body", "clock"})
+_OPTION_NAMES = frozenset(WebhookKwargs.__annotations__)
 
 
 def build_require_webhook(adapter: Adapter[Any], wrap: WrapWebhook | None = None) -> RequireWebhook:

@@ -55,7 +55,7 @@ from types import MappingProxyType
 from typing import Any, TypeAlias, Union
 
 from ._core.jsonstrict import StrictJSONError, loads_object
-from ._webhook_guard import RequireWebhook, WebhookGuard, build_require_webhook
+from ._webhook_guard import RequireWebhook, WebhookGuard, WebhookKwargs, build_require_webhook
 from .errors import ConfigurationError, WebhookError
 
 __all__ = [
@@ -69,6 +69,7 @@ __all__ = [
     "WebhookError",
     "WebhookEvent",
     "WebhookGuard",
+    "WebhookKwargs",
     "WebhookVerifier",
     "build_require_webhook",
     "parse_secrets",
