@@ -132,18 +132,20 @@ class WebhookGuard(Generic[RequestT]):
         )
         if self._fixed is None:
             WebhookVerifier(b"x", **self._options)  # the options alone, checked now
-        self._from_env: tuple[str, WebhookVerifier] | None = None
+        self._by_value: dict[str, WebhookVerifier] = {}
 
-    def verifier(self) -> WebhookVerifier:
-        """The verifier: the ``secret=`` one, else one for ``CLERK_WEBHOOK_SIGNING_SECRET``."""
+    def verifier(self, request: RequestT | None = None) -> WebhookVerifier:
+        """The verifier: ``secret=``'s, else the app setting's (adapter), else the environment's."""
         if self._fixed is not None:
             return self._fixed
-        value = os.environ.get(_SECRET_ENV, "")
-        cached = self._from_env
-        if cached is not None and cached[0] == value:
-            return cached[1]
-        verifier = self._make(None, env={_SECRET_ENV: value}, **self._options)
-        self._from_env = (value, verifier)
+        setting = self.adapter.webhook_secret(request) if request is not None else None
+        value = setting if setting is not None else os.environ.get(_SECRET_ENV, "")
+        verifier = self._by_value.get(value)
+        if verifier is None:
+            verifier = self._make(None, env={_SECRET_ENV: value}, **self._options)
+            if len(self._by_value) >= 8:  # a few apps/rotations at most: no unbounded growth
+                self._by_value.clear()
+            self._by_value[value] = verifier
         return verifier
 
     # -- pieces -----------------------------------------------------------------------------
@@ -190,7 +192,7 @@ class WebhookGuard(Generic[RequestT]):
             raise _refused(error) from None
 
     def _check(self, request: RequestT) -> WebhookEvent | Ignored:
-        verifier = self.verifier()
+        verifier = self.verifier(request)
         self._declared_size(request, verifier)
         body = self.adapter.body(request, verifier.max_body)
         judged = self._judge(verifier.verify(body, self._headers(request)))
@@ -208,7 +210,7 @@ class WebhookGuard(Generic[RequestT]):
         return Ignored(judged, "duplicate-delivery") if result else judged
 
     async def _acheck(self, request: RequestT) -> WebhookEvent | Ignored:
-        verifier = self.verifier()
+        verifier = self.verifier(request)
         self._declared_size(request, verifier)
         body = await self.adapter.abody(request, verifier.max_body)
         judged = self._judge(verifier.verify(body, self._headers(request)))

@@ -352,6 +352,14 @@ class Adapter(Generic[RequestT]):
         """A JSON response with ``status`` (webhook acknowledgements without the handler)."""
         raise NotImplementedError("this adapter does not implement json_response(): no require_webhook")
 
+    def webhook_secret(self, request: RequestT) -> str | None:
+        """The app's ``CLERK_WEBHOOK_SIGNING_SECRET`` setting, if the framework has settings.
+
+        ``None`` (the default) falls back to the environment variable; a
+        ``secret=`` given to the decorator wins over both.
+        """
+        return None
+
     def store_webhook(self, request: RequestT, event: Any) -> None:
         """Make the verified `WebhookEvent` reachable to the handler."""
         raise NotImplementedError("this adapter does not implement store_webhook(): no require_webhook")

@@ -205,6 +205,10 @@ class FlaskAdapter(Adapter[flask.Request]):
         """A JSON response."""
         return current_app.response_class(json.dumps(content), status=status, mimetype="application/json")
 
+    def webhook_secret(self, request: Any) -> str | None:
+        """``app.config["CLERK_WEBHOOK_SIGNING_SECRET"]`` (a string, or a list during a rotation)."""
+        return _pallets.config_secret(current_app.config)
+
     def store_webhook(self, request: flask.Request, event: WebhookEvent) -> None:
         """Put the event on ``g`` (read it through `current_webhook`)."""
         setattr(g, G_WEBHOOK, event)

@@ -144,6 +144,13 @@ class SanicAdapter(Adapter[sanic.Request]):
         """A JSON response."""
         return json(dict(content), status=status)
 
+    def webhook_secret(self, request: sanic.Request) -> str | None:
+        """``app.config.CLERK_WEBHOOK_SIGNING_SECRET`` (a string, or a list during a rotation)."""
+        value = request.app.config.get("CLERK_WEBHOOK_SIGNING_SECRET")
+        if isinstance(value, (list, tuple)):
+            return ", ".join(value)
+        return value if isinstance(value, str) else None
+
     def store_webhook(self, request: sanic.Request, event: WebhookEvent) -> None:
         """``request.ctx.webhook`` = the verified event."""
         request.ctx.webhook = event
