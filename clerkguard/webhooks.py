@@ -18,8 +18,8 @@ scheme is the Standard Webhooks spec, whose ``webhook-id`` /
 In a web framework use ``require_webhook`` from its module instead
 (``clerkguard.flask.require_webhook``...): it reads the raw body, verifies,
 filters event types, de-duplicates retries and answers refusals with 400.
-Another framework gets it from :func:`build_require_webhook` and an
-:class:`~clerkguard.adapters.Adapter` with the webhook hooks.
+Another framework gets it from [`build_require_webhook`][clerkguard.webhooks.build_require_webhook]
+and an [`Adapter`][clerkguard.adapters.Adapter] with the webhook hooks.
 
 The HMAC is computed by the ``standardwebhooks`` library (the one Clerk's
 own JavaScript SDK uses; no dependencies of its own), installed by the
