@@ -1,4 +1,5 @@
-"""FastAPI integration: :class:`ClerkGuard`, the ``requires_auth`` dependency, ``@require_auth``.
+"""FastAPI integration: [`ClerkGuard`][clerkguard.fastapi.ClerkGuard], the ``requires_auth`` dependency,
+``@require_auth``.
 
 ::
 
@@ -14,10 +15,10 @@
     async def me(session: Annotated[Session, Depends(requires_auth())]):
         return {"user_id": session.user_id}
 
-Two forms, one decision (:class:`clerkguard.adapters.Guard`):
+Two forms, one decision ([`clerkguard.adapters.Guard`][clerkguard.adapters.Guard]):
 
 * the dependency: ``requires_auth(...)`` returns a ``fastapi.security``
-  ``SecurityBase`` that yields the verified :class:`~clerkguard.Session`, in a
+  ``SecurityBase`` that yields the verified [`Session`][clerkguard.Session], in a
   parameter or in ``dependencies=[Depends(requires_auth())]`` on a route,
   router or app. FastAPI documents it as the HTTP bearer security scheme
   ``ClerkBearer`` on exactly the operations that use it (Swagger UI's
@@ -29,9 +30,9 @@ Two forms, one decision (:class:`clerkguard.adapters.Guard`):
   stays sync: FastAPI runs it in its threadpool, where a cold key fetch
   blocks that worker thread, never the event loop. Websocket endpoints are
   refused before ``accept()``. Placed above the route decorator it would
-  guard nothing: :class:`ClerkGuard` refuses such an app when it starts.
+  guard nothing: [`ClerkGuard`][clerkguard.fastapi.ClerkGuard] refuses such an app when it starts.
 
-:class:`ClerkGuard` renders failures as ``{"error": ..., "reason": ...}``
+[`ClerkGuard`][clerkguard.fastapi.ClerkGuard] renders failures as ``{"error": ..., "reason": ...}``
 with ``WWW-Authenticate``/``Retry-After`` (not FastAPI's ``{"detail": ...}``);
 an app's own 401/403/503 exception handlers still win.
 """
@@ -104,7 +105,7 @@ _SCHEME = HTTPBearerModel(bearerFormat="JWT", description=_SCHEME_DESCRIPTION)
 
 
 class FastAPIAdapter(StarletteAdapter):
-    """The Starlette hooks; FastAPI passes the connection by keyword (see :func:`_wrap`)."""
+    """The Starlette hooks; FastAPI passes the connection by keyword (see `_wrap`)."""
 
     def options_response(self, request: HTTPConnection) -> Response:
         """``204`` with ``Allow``: every method served at the path, in included routers too."""
@@ -297,15 +298,16 @@ require_webhook: RequireWebhook = build_require_webhook(StarletteWebhookAdapter(
 
 # -- the dependency ------------------------------------------------------------------------------
 class ClerkBearer(SecurityBase):
-    """The dependency :func:`requires_auth` returns: the session, and the OpenAPI scheme.
+    """The dependency [`requires_auth`][clerkguard.fastapi.requires_auth] returns: the session, and the
+    OpenAPI scheme.
 
     A ``fastapi.security.base.SecurityBase`` like FastAPI's own ``HTTPBearer``:
-    FastAPI calls it with the connection and lists :attr:`model` under
+    FastAPI calls it with the connection and lists `model` under
     ``components.securitySchemes[scheme_name]`` and in the ``security`` of
     every operation that depends on it.
 
     Attributes:
-        guard: The :class:`~clerkguard.adapters.Guard` it runs.
+        guard: The [`Guard`][clerkguard.adapters.Guard] it runs.
     """
 
     def __init__(self, guard: Guard[Any], *, scheme_name: str = SECURITY_SCHEME) -> None:
@@ -318,7 +320,7 @@ class ClerkBearer(SecurityBase):
         """Verify the request; the session (``None``: optional and anonymous), or raise.
 
         Runs on the event loop (async key fetch) whatever the endpoint's kind.
-        Failures raise :class:`~clerkguard.starlette.ClerkAuthException`.
+        Failures raise [`ClerkAuthException`][clerkguard.starlette.ClerkAuthException].
         """
         guard = self.guard
         try:
@@ -333,14 +335,15 @@ class ClerkBearer(SecurityBase):
 
 
 def requires_auth(**options: Unpack[GuardKwargs]) -> ClerkBearer:
-    """A FastAPI dependency requiring a verified Clerk session; it yields the :class:`Session`.
+    """A FastAPI dependency requiring a verified Clerk session; it yields the
+    [`Session`][clerkguard.session.Session].
 
     ``session: Annotated[Session, Depends(requires_auth(role="org:admin"))]``, or
     ``dependencies=[Depends(requires_auth())]`` on a route, router or app.
     Takes every option of ``require_auth``; with ``optional=True`` it yields
     ``None`` for a request without a token. Failures raise
-    :class:`~clerkguard.starlette.ClerkAuthException` (401/403/503), which
-    :class:`ClerkGuard` renders as clerkguard's JSON body. ``OPTIONS`` (with
+    [`ClerkAuthException`][clerkguard.starlette.ClerkAuthException] (401/403/503), which
+    [`ClerkGuard`][clerkguard.fastapi.ClerkGuard] renders as clerkguard's JSON body. ``OPTIONS`` (with
     the default ``allow_options=True``) is answered ``204`` with ``Allow``;
     the endpoint does not run.
     """
@@ -350,15 +353,15 @@ def requires_auth(**options: Unpack[GuardKwargs]) -> ClerkBearer:
 class ClerkGuard(_StarletteClerkGuard):
     """Clerk authentication for a FastAPI app: ``ClerkGuard(app)`` or ``init_app(app)``.
 
-    Keeps the app's :class:`~clerkguard.ClerkAuth` (default ``ClerkAuth()``
+    Keeps the app's [`ClerkAuth`][clerkguard.ClerkAuth] (default ``ClerkAuth()``
     from ``CLERK_*``) on ``app.state``, renders errors as clerkguard's JSON
-    (an exception handler for :class:`~clerkguard.starlette.ClerkAuthException`),
+    (an exception handler for [`ClerkAuthException`][clerkguard.starlette.ClerkAuthException]),
     starts and stops the key refresher with the app's lifespan without
     replacing it, and refuses to start an app where ``@require_auth`` sits
     above a route decorator.
 
     Args:
-        app: The app to initialise now (or later with :meth:`init_app`).
+        app: The app to initialise now (or later with [`init_app`][clerkguard.fastapi.ClerkGuard.init_app]).
         auth: The ClerkAuth; default ``ClerkAuth()`` from the environment.
         manage_lifecycle: Run the key refresher in the app's lifespan.
     """
@@ -367,7 +370,7 @@ class ClerkGuard(_StarletteClerkGuard):
     require_auth: RequireAuth = require_auth
 
     def init_app(self, app: Starlette, auth: ClerkAuth | None = None) -> ClerkAuth:
-        """Configure ``app``; returns the :class:`~clerkguard.ClerkAuth` it uses.
+        """Configure ``app``; returns the [`ClerkAuth`][clerkguard.ClerkAuth] it uses.
 
         Besides the Starlette setup, the app's OpenAPI document lists the
         ``ClerkBearer`` scheme on the operations the decorator guards (the

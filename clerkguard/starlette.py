@@ -1,4 +1,5 @@
-"""Starlette integration: ``@require_auth``, :class:`ClerkGuard`, an ``AuthenticationBackend``.
+"""Starlette integration: ``@require_auth``, [`ClerkGuard`][clerkguard.starlette.ClerkGuard], an
+``AuthenticationBackend``.
 
 ::
 
@@ -21,12 +22,12 @@ before ``accept()``: the same status and JSON body as HTTP through the ASGI
 close with code 1008). The verified session is ``request.auth``
 (``scope["auth"]``, where Starlette's own authentication keeps it).
 
-:class:`ClerkAuthBackend` is for apps that prefer Starlette's
+[`ClerkAuthBackend`][clerkguard.starlette.ClerkAuthBackend] is for apps that prefer Starlette's
 ``AuthenticationMiddleware``, ``request.user`` and ``@requires``: a request
 without a token is anonymous, a bad token gets the same 401 as everywhere
-(pass :func:`on_auth_error` as the middleware's ``on_error``).
+(pass [`on_auth_error`][clerkguard.starlette.on_auth_error] as the middleware's ``on_error``).
 
-Glue only: every decision is :class:`clerkguard.adapters.Guard`'s.
+Glue only: every decision is [`clerkguard.adapters.Guard`][clerkguard.adapters.Guard]'s.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ __all__ = [
     "require_webhook",
 ]
 
-#: ``app.state`` attribute holding the app's :class:`ClerkGuard` state.
+#: ``app.state`` attribute holding the app's [`ClerkGuard`][clerkguard.starlette.ClerkGuard] state.
 STATE_ATTRIBUTE = "clerkguard"
 
 #: Close code for a refused websocket when the server can't send an HTTP answer
@@ -114,16 +115,16 @@ def error_response(error: AuthError) -> JSONResponse:
 
 
 class ClerkAuthException(HTTPException):
-    """A Starlette ``HTTPException`` carrying an :class:`~clerkguard.AuthError`.
+    """A Starlette ``HTTPException`` carrying an [`AuthError`][clerkguard.AuthError].
 
     Raised where an answer can't be returned (FastAPI dependencies). The
     status and headers are the error's, so even Starlette's default handler
-    answers 401/403/503 with ``WWW-Authenticate``; :class:`ClerkGuard`
-    registers :func:`auth_exception_handler` for the JSON body. An app's own
-    handler for the status code (``exception_handlers={401: ...}``) wins.
+    answers 401/403/503 with ``WWW-Authenticate``; [`ClerkGuard`][clerkguard.starlette.ClerkGuard]
+    registers [`auth_exception_handler`][clerkguard.starlette.auth_exception_handler] for the JSON body. An
+    app's own handler for the status code (``exception_handlers={401: ...}``) wins.
 
     Attributes:
-        auth_error: The :class:`~clerkguard.AuthError`.
+        auth_error: The [`AuthError`][clerkguard.AuthError].
     """
 
     def __init__(self, error: AuthError) -> None:
@@ -147,10 +148,12 @@ async def deny_websocket(websocket: WebSocket, error: AuthError) -> None:
 
 
 async def auth_exception_handler(connection: HTTPConnection, exc: Exception) -> Response | None:
-    """Starlette/FastAPI exception handler rendering :class:`ClerkAuthException`.
+    """Starlette/FastAPI exception handler rendering
+    [`ClerkAuthException`][clerkguard.starlette.ClerkAuthException].
 
     HTTP: the guard's JSON response. Websocket: the handshake is refused
-    with :func:`deny_websocket` (Starlette ignores a websocket handler's result).
+    with [`deny_websocket`][clerkguard.starlette.deny_websocket] (Starlette ignores a websocket handler's
+    result).
     """
     error = getattr(exc, "auth_error", None)
     if not isinstance(error, AuthError):  # registered for something else: plain text, like Starlette
@@ -172,8 +175,8 @@ def _app_state(connection: HTTPConnection) -> _AppState | None:
 class StarletteAdapter(Adapter[HTTPConnection]):
     """clerkguard's hooks for Starlette (and FastAPI) requests and websockets.
 
-    The :class:`~clerkguard.ClerkAuth` is the guard's ``auth=``, else this
-    adapter's, else the one of the app's :class:`ClerkGuard`.
+    The [`ClerkAuth`][clerkguard.ClerkAuth] is the guard's ``auth=``, else this
+    adapter's, else the one of the app's [`ClerkGuard`][clerkguard.starlette.ClerkGuard].
     """
 
     def header_values(self, request: HTTPConnection, name: str) -> Sequence[str]:
@@ -226,7 +229,7 @@ class StarletteAdapter(Adapter[HTTPConnection]):
         return error_response(error)
 
     def auth_for(self, request: HTTPConnection) -> ClerkAuth:
-        """This adapter's ClerkAuth, else the app's :class:`ClerkGuard`'s."""
+        """This adapter's ClerkAuth, else the app's [`ClerkGuard`][clerkguard.starlette.ClerkGuard]'s."""
         if self.auth is not None:
             return self.auth
         state = _app_state(request)
@@ -403,10 +406,11 @@ require_webhook: RequireWebhook = build_require_webhook(StarletteWebhookAdapter(
 
 # -- AuthenticationMiddleware backend ----------------------------------------------------------
 class ClerkUser(BaseUser):
-    """``request.user`` under :class:`ClerkAuthBackend`: a signed-in Clerk user.
+    """``request.user`` under [`ClerkAuthBackend`][clerkguard.starlette.ClerkAuthBackend]: a signed-in Clerk
+    user.
 
     Attributes:
-        session: The verified :class:`~clerkguard.Session`.
+        session: The verified [`Session`][clerkguard.Session].
     """
 
     __slots__ = ("session",)
@@ -439,10 +443,12 @@ class ClerkUser(BaseUser):
 
 
 class ClerkAuthenticationError(AuthenticationError):
-    """The ``AuthenticationError`` :class:`ClerkAuthBackend` raises for a bad token.
+    """The ``AuthenticationError`` [`ClerkAuthBackend`][clerkguard.starlette.ClerkAuthBackend] raises for a
+    bad token.
 
     Attributes:
-        error: The :class:`~clerkguard.AuthError` (render it with :func:`on_auth_error`).
+        error: The [`AuthError`][clerkguard.AuthError] (render it with
+            [`on_auth_error`][clerkguard.starlette.on_auth_error]).
     """
 
     def __init__(self, error: AuthError) -> None:
@@ -478,17 +484,17 @@ class ClerkAuthBackend(AuthenticationBackend):
 
     No token: anonymous (``request.user.is_authenticated`` is ``False``), and
     so is a signed-out browser (a leftover session cookie without Clerk's
-    ``__client_uat``). A valid token: ``request.user`` is a :class:`ClerkUser`,
+    ``__client_uat``). A valid token: ``request.user`` is a [`ClerkUser`][clerkguard.starlette.ClerkUser],
     ``request.auth`` Starlette's ``AuthCredentials`` with the scopes
     ``"authenticated"``, the organization role (``org:admin``) and the
     organization permissions, so ``@requires("authenticated")`` and
     ``@requires("org:reports:read")`` work. A token that fails a check
-    raises :class:`ClerkAuthenticationError`, which :func:`on_auth_error`
-    renders as the 401 (403, 503) every guard answers.
+    raises [`ClerkAuthenticationError`][clerkguard.starlette.ClerkAuthenticationError], which
+    [`on_auth_error`][clerkguard.starlette.on_auth_error] renders as the 401 (403, 503) every guard answers.
 
     Args:
-        options: ``auth=`` (default: the app's :class:`ClerkGuard`'s
-            :class:`~clerkguard.ClerkAuth`) and the token options of
+        options: ``auth=`` (default: the app's [`ClerkGuard`][clerkguard.starlette.ClerkGuard]'s
+            [`ClerkAuth`][clerkguard.ClerkAuth]) and the token options of
             ``require_auth``: ``token_sources``,
             ``cookie_names``, ``check_client_uat``, ``check_origin``,
             ``trusted_origins``. (Rules, ``authorize``, ``optional`` and
@@ -535,7 +541,7 @@ def on_auth_error(conn: HTTPConnection, exc: AuthenticationError) -> Response:
 
 # -- the app's ClerkAuth and lifecycle ----------------------------------------------------------------
 class _AppState:
-    """What :class:`ClerkGuard` keeps on ``app.state.clerkguard``."""
+    """What [`ClerkGuard`][clerkguard.starlette.ClerkGuard] keeps on ``app.state.clerkguard``."""
 
     __slots__ = ("auth",)
 
@@ -627,18 +633,19 @@ def _check_order(app: ASGIApp, /, routes_of: Starlette) -> ASGIApp:
 class ClerkGuard:
     """Clerk authentication for a Starlette app: ``ClerkGuard(app)``.
 
-    Keeps the app's :class:`~clerkguard.ClerkAuth` on
+    Keeps the app's [`ClerkAuth`][clerkguard.ClerkAuth] on
     ``app.state.clerkguard`` (every guard of the app uses it unless given its
     own ``auth=``), starts the key refresher with the app's lifespan and
     stops it at shutdown (wrapping the app's own lifespan, which still runs),
-    registers :func:`auth_exception_handler` for :class:`ClerkAuthException`,
-    and refuses to start (or serve) an app where ``@require_auth`` wrapped an
-    endpoint after its route registered it (see :func:`misordered_routes`).
+    registers [`auth_exception_handler`][clerkguard.starlette.auth_exception_handler] for
+    [`ClerkAuthException`][clerkguard.starlette.ClerkAuthException], and refuses to start (or serve) an app
+    where ``@require_auth`` wrapped an endpoint after its route registered it (see
+    [`misordered_routes`][clerkguard.starlette.misordered_routes]).
 
     Args:
-        app: The app to initialise now (or later with :meth:`init_app`).
+        app: The app to initialise now (or later with [`init_app`][clerkguard.starlette.ClerkGuard.init_app]).
         auth: The ClerkAuth; default ``ClerkAuth()`` from the ``CLERK_*``
-            environment variables, built by :meth:`init_app`.
+            environment variables, built by [`init_app`][clerkguard.starlette.ClerkGuard.init_app].
         manage_lifecycle: Run the key refresher in the app's lifespan.
     """
 
@@ -656,7 +663,7 @@ class ClerkGuard:
             self.init_app(app)
 
     def init_app(self, app: Starlette, auth: ClerkAuth | None = None) -> ClerkAuth:
-        """Configure ``app``; returns the :class:`~clerkguard.ClerkAuth` it uses."""
+        """Configure ``app``; returns the [`ClerkAuth`][clerkguard.ClerkAuth] it uses."""
         if getattr(app.state, STATE_ATTRIBUTE, None) is not None:
             raise ConfigurationError("ClerkGuard is already initialised on this app")
         resolved = auth or self.auth or ClerkAuth()
@@ -671,7 +678,7 @@ class ClerkGuard:
 
     @staticmethod
     def auth_for(app: Starlette) -> ClerkAuth:
-        """The :class:`~clerkguard.ClerkAuth` of an initialised ``app``."""
+        """The [`ClerkAuth`][clerkguard.ClerkAuth] of an initialised ``app``."""
         state = getattr(app.state, STATE_ATTRIBUTE, None)
         if not isinstance(state, _AppState):
             raise ConfigurationError("ClerkGuard is not initialised on this app")

@@ -12,9 +12,9 @@ scheme (the "Authorize" button) on the operations that use the dependency.
 The routes at the root are those of clerkguard's shared adapter test table,
 guarded with the ``@require_auth`` decorator; the same table is served again
 under ``/depends`` with the ``requires_auth()`` dependency. The table's tests
-build the app with :func:`create_app` on a test issuer's ``ClerkAuth``.
+build the app with `create_app` on a test issuer's ``ClerkAuth``.
 ``app`` is built on first access, so importing this module for
-:func:`create_app` needs no ``CLERK_*`` configuration.
+`create_app` needs no ``CLERK_*`` configuration.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ decorated = APIRouter()
 @decorated.get("/protected")
 @require_auth
 async def protected(request: Request) -> dict[str, Any]:
-    """Any signed-in user; ``request.auth`` is the verified :class:`Session`."""
+    """Any signed-in user; ``request.auth`` is the verified `Session`."""
     return {"user_id": request.auth.user_id, "org_role": request.auth.org_role}
 
 
@@ -173,7 +173,7 @@ SignedIn = Annotated[Session, Depends(requires_auth())]
 
 @depends.get("/protected")
 async def d_protected(session: SignedIn) -> dict[str, Any]:
-    """The dependency yields the verified :class:`Session`."""
+    """The dependency yields the verified `Session`."""
     return {"user_id": session.user_id, "org_role": session.org_role}
 
 

@@ -11,10 +11,10 @@ for a local issuer and mints tokens.
 The routes are those of clerkguard's shared adapter test table (function
 endpoints, an ``HTTPEndpoint`` and a websocket endpoint under
 ``@require_auth``), plus ``/users/...`` behind Starlette's own
-``AuthenticationMiddleware`` with :class:`~clerkguard.starlette.ClerkAuthBackend`
-and ``@requires``. The table's tests build the app with :func:`create_app` on a
+``AuthenticationMiddleware`` with `ClerkAuthBackend`
+and ``@requires``. The table's tests build the app with `create_app` on a
 test issuer's ``ClerkAuth``. ``app`` is built on first access, so importing
-this module for :func:`create_app` needs no ``CLERK_*`` configuration.
+this module for `create_app` needs no ``CLERK_*`` configuration.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def user(request: Request) -> JSONResponse:
 
 @require_auth
 async def protected(request: Request) -> JSONResponse:
-    """Any signed-in user; ``request.auth`` is the verified :class:`Session`."""
+    """Any signed-in user; ``request.auth`` is the verified `Session`."""
     return JSONResponse({"user_id": request.auth.user_id, "org_role": request.auth.org_role})
 
 
@@ -153,7 +153,7 @@ async def ws(websocket: WebSocket) -> None:
 
 @requires("authenticated")
 async def me(request: Request) -> JSONResponse:
-    """Starlette's own ``@requires`` on ``request.user`` from :class:`ClerkAuthBackend`."""
+    """Starlette's own ``@requires`` on ``request.user`` from `ClerkAuthBackend`."""
     return JSONResponse({"user_id": request.user.identity, "scopes": request.auth.scopes})
 
 
