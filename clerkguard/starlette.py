@@ -63,7 +63,7 @@ from starlette.types import ASGIApp, Scope
 from starlette.websockets import WebSocket, WebSocketState
 from typing_extensions import Unpack
 
-from ._webhook_guard import RequireWebhook, build_require_webhook
+from ._webhook_guard import RequireWebhook, WebhookGuard, build_require_webhook, wrap_webhook_handler
 from .adapters import (
     Adapter,
     Guard,
@@ -399,9 +399,15 @@ class StarletteWebhookAdapter(StarletteAdapter):
         return await run_in_threadpool(handler, *args, **kwargs)
 
 
+def _wrap_webhook(handler: Callable[..., Any], guard: WebhookGuard[Any]) -> Callable[..., Any]:
+    """The core's webhook wrapper, remembered for the decorator-order check of `ClerkGuard`."""
+    _remember(handler)
+    return wrap_webhook_handler(handler, guard)
+
+
 #: ``@require_webhook`` / ``@require_webhook(events=[...], secret=..., dedupe=...)``: a Clerk
 #: webhook endpoint (see `clerkguard.webhooks`); the event is ``request.state.clerk_webhook``.
-require_webhook: RequireWebhook = build_require_webhook(StarletteWebhookAdapter())
+require_webhook: RequireWebhook = build_require_webhook(StarletteWebhookAdapter(), wrap=_wrap_webhook)
 
 
 # -- AuthenticationMiddleware backend ----------------------------------------------------------

@@ -336,3 +336,19 @@ def test_decorator_above_the_route_is_refused_by_the_extension(clerk_auth: Any) 
 
     with pytest.raises(ConfigurationError, match="above the route decorator"):
         ClerkGuard(app, auth=clerk_auth)
+
+
+def test_fastapi_clerkguard_refuses_the_webhook_decorator_above_the_route(clerk_auth: Any) -> None:
+    fastapi = pytest.importorskip("fastapi")
+    from clerkguard.fastapi import ClerkGuard as FastAPIGuard
+    from clerkguard.fastapi import require_webhook as fastapi_webhook
+
+    app = fastapi.FastAPI()
+
+    @fastapi_webhook(secret=WebhookSigner().secret)  # ABOVE the route: FastAPI registered the bare function
+    @app.post("/hook")
+    async def hook() -> dict[str, str]:
+        return {"forged": "accepted"}
+
+    with pytest.raises(ConfigurationError, match="above the route decorator"):
+        FastAPIGuard(app, clerk_auth)
