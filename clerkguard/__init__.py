@@ -17,6 +17,7 @@ from .errors import (
     KeysUnavailable,
     MissingDependencyError,
     NotAuthenticated,
+    WebhookError,
 )
 from .session import Reverification, Session
 
@@ -35,5 +36,6 @@ __all__ = [
     "NotAuthenticated",
     "Reverification",
     "Session",
+    "WebhookError",
     "__version__",
 ]

@@ -106,3 +106,11 @@ def app_state(app: _PalletsApp) -> AppState:
                 state = app.extensions[EXTENSION] = AppState(auth_from_config(app.config))
     assert isinstance(state, AppState)
     return state
+
+
+def config_secret(config: Any) -> str | None:
+    """``CLERK_WEBHOOK_SIGNING_SECRET`` from an app's config (a list is joined), else ``None``."""
+    value = config.get("CLERK_WEBHOOK_SIGNING_SECRET")
+    if isinstance(value, (list, tuple)):
+        return ", ".join(value)
+    return value if isinstance(value, str) else None

@@ -332,6 +332,38 @@ class Adapter(Generic[RequestT]):
         """
         return async_to_sync(_await)(awaitable)
 
+    # -- webhooks: the hooks ``require_webhook`` needs (clerkguard._webhook_guard) -----------
+    # Self-contained: the guard above never calls them. A framework that only
+    # wants ``require_auth`` can leave them unimplemented.
+    def body(self, request: RequestT, limit: int) -> bytes:
+        """The raw request body, unparsed, from sync code.
+
+        ``limit`` is the webhook size limit: an implementation may stop reading
+        after ``limit + 1`` bytes (or raise ``WebhookError("body-too-large")``);
+        the caller refuses anything longer than ``limit`` either way.
+        """
+        raise NotImplementedError("this adapter does not implement body(): no require_webhook")
+
+    async def abody(self, request: RequestT, limit: int) -> bytes:
+        """The raw request body from async code (default: [`body`][clerkguard.adapters.Adapter.body])."""
+        return self.body(request, limit)
+
+    def json_response(self, request: RequestT, status: int, content: Mapping[str, Any]) -> Any:
+        """A JSON response with ``status`` (webhook acknowledgements without the handler)."""
+        raise NotImplementedError("this adapter does not implement json_response(): no require_webhook")
+
+    def webhook_secret(self, request: RequestT) -> str | None:
+        """The app's ``CLERK_WEBHOOK_SIGNING_SECRET`` setting, if the framework has settings.
+
+        ``None`` (the default) falls back to the environment variable; a
+        ``secret=`` given to the decorator wins over both.
+        """
+        return None
+
+    def store_webhook(self, request: RequestT, event: Any) -> None:
+        """Make the verified `WebhookEvent` reachable to the handler."""
+        raise NotImplementedError("this adapter does not implement store_webhook(): no require_webhook")
+
 
 class GuardKwargs(TypedDict, total=False):
     """The keyword options of every ``require_auth(...)`` / ``requires_auth(...)``.

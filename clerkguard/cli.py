@@ -8,6 +8,7 @@ Commands:
     clerkguard dev-issuer          a local Clerk-like issuer on loopback, until Ctrl-C
     clerkguard mint                sign a token for a dev issuer (``--key-file``)
     clerkguard demo                verification end to end, in-process or across the examples
+    clerkguard webhook sign|verify sign a webhook body like Svix / check a captured delivery
 
 ``-`` reads the token from standard input, so it never lands in shell
 history. Exit codes (see `EXIT_CODES`): ``0`` success, ``1`` invalid
@@ -678,6 +679,150 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _demo.run_examples(Path(args.examples), allow_missing=args.allow_missing, timeout=args.timeout)
 
 
+# -- webhook (clerkguard.webhooks; needs the "webhooks" extra for verify) ------------------------
+#: Where ``webhook sign|verify`` read the secret unless ``--secret-env`` names another variable.
+WEBHOOK_SECRET_ENV = "CLERK_WEBHOOK_SIGNING_SECRET"
+#: Largest body ``webhook sign|verify`` read (more than any delivery clerkguard accepts).
+MAX_WEBHOOK_BODY = 8 * 1024 * 1024
+
+
+def _read_body(arg: str) -> bytes:
+    """The raw body from a file, or stdin for ``-``; bytes exactly as stored."""
+    try:
+        if arg == "-":
+            data: bytes = sys.stdin.buffer.read(MAX_WEBHOOK_BODY + 1)
+        else:
+            with open(arg, "rb") as f:
+                data = f.read(MAX_WEBHOOK_BODY + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read {arg}: {exc.strerror}") from None
+    if len(data) > MAX_WEBHOOK_BODY:
+        raise UsageError(f"the body is over {MAX_WEBHOOK_BODY // (1024 * 1024)} MiB")
+    return data
+
+
+def _webhook_secret(args: argparse.Namespace) -> str:
+    value = os.environ.get(args.secret_env, "")
+    if not value.strip():
+        raise _Failure(f"error: set {args.secret_env} to the endpoint's whsec_ signing secret", EXIT_CONFIG)
+    return value
+
+
+def _cmd_webhook_sign(args: argparse.Namespace) -> int:
+    from .testing import WebhookSigner
+
+    body = _read_body(args.body)
+    secret = _webhook_secret(args).replace(",", " ").split()[0]  # the first (current) secret signs
+    try:
+        signer = WebhookSigner(secret)
+        headers = signer.headers(body, msg_id=args.id, timestamp=args.timestamp, prefix=args.prefix)
+    except (ValueError, binascii.Error):
+        raise _Failure(f"error: {args.secret_env} is not a whsec_ base64 secret", EXIT_CONFIG) from None
+    headers.pop("content-type", None)
+    if args.json:
+        _out(json.dumps(headers, indent=2))
+    else:
+        for name, value in headers.items():
+            _out(f"{name}: {value}")
+    return EXIT_OK
+
+
+def _parse_header_args(values: Sequence[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for item in values:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"--header expects 'name: value', got {item[:40]!r}")
+        pairs.append((name.strip(), value.strip()))
+    return pairs
+
+
+def _cmd_webhook_verify(args: argparse.Namespace) -> int:
+    try:
+        from .webhooks import WebhookVerifier
+    except ImportError as exc:
+        raise _Failure(f"error: {exc}", EXIT_CONFIG) from None
+
+    body = _read_body(args.body)
+    headers = _parse_header_args(args.header or [])
+    if args.headers_file:
+        try:
+            loaded = json.loads(Path(args.headers_file).read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--headers-file: cannot read a JSON object: {type(exc).__name__}") from None
+        if not isinstance(loaded, dict):
+            raise UsageError("--headers-file must hold a JSON object of header names to values")
+        headers += [(str(k), str(v)) for k, v in loaded.items()]
+    clock: Callable[[], float] | None = None
+    if args.at == "now":
+        pass
+    elif args.at == "signed":
+        # Judge a captured delivery at the moment it was signed (the window then always passes).
+        stamp = next((v for k, v in headers if k.lower() in ("svix-timestamp", "webhook-timestamp")), "")
+        if stamp.isascii() and stamp.isdigit():
+            signed_at = float(stamp)
+            clock = lambda: signed_at  # noqa: E731
+    else:
+        try:
+            fixed = float(args.at)
+        except ValueError:
+            raise UsageError("--at takes now, signed, or Unix seconds") from None
+        clock = lambda: fixed  # noqa: E731
+    try:
+        verifier = WebhookVerifier(
+            env={WEBHOOK_SECRET_ENV: _webhook_secret(args)}, clock=clock, max_body=MAX_WEBHOOK_BODY
+        )
+    except ConfigurationError as exc:
+        raise _Failure(f"error: {exc}", EXIT_CONFIG) from None
+    try:
+        event = verifier.verify(body, headers)
+    except AuthError as error:
+        _err(f"invalid: {error.reason}: {error.detail}")
+        return EXIT_INVALID
+    summary = {
+        "id": event.id,
+        "type": event.type,
+        "timestamp": event.timestamp,
+        "signed_at": _iso(event.timestamp),
+        "instance_id": event.instance_id,
+    }
+    if args.json:
+        _out(json.dumps({**summary, "payload": event.payload()} if args.payload else summary, indent=2))
+    else:
+        _out("valid webhook")
+        _out(_table([(k, str(v)) for k, v in summary.items()]))
+        if args.payload:
+            _out(json.dumps(event.payload(), indent=2))
+    return EXIT_OK
+
+
+def _add_webhook_parser(sub: Any) -> None:
+    secret_help = f"variable holding the whsec_ secret(s) ({WEBHOOK_SECRET_ENV}); never passed as an argument"
+    webhook = sub.add_parser("webhook", help="sign a webhook body like Svix, or verify a captured delivery")
+    actions = webhook.add_subparsers(dest="webhook_command", required=True, metavar="ACTION")
+
+    p = actions.add_parser("sign", help="print svix-* headers signing BODY (test a handler without Clerk)")
+    p.add_argument("body", metavar="BODY", help="file with the exact body bytes, or - for stdin")
+    p.add_argument("--id", help="message id (default: a random msg_...)")
+    p.add_argument("--timestamp", type=int, help="Unix seconds (default: now)")
+    p.add_argument("--prefix", choices=("svix", "webhook"), default="svix", help="header names (svix)")
+    p.add_argument("--secret-env", default=WEBHOOK_SECRET_ENV, metavar="VAR", help=secret_help)
+    p.add_argument("--json", action="store_true", help="print the headers as JSON")
+    p.set_defaults(func=_cmd_webhook_sign)
+
+    p = actions.add_parser("verify", help="verify a captured delivery: exit 0 valid, 1 refused")
+    p.add_argument("body", metavar="BODY", help="file with the exact body bytes, or - for stdin")
+    p.add_argument("-H", "--header", action="append", metavar="'NAME: VALUE'", help="a header, repeatable")
+    p.add_argument("--headers-file", metavar="PATH", help="JSON object of the delivery's headers")
+    p.add_argument(
+        "--at", default="now", help="judge the timestamp at: now (default), signed (replay), or Unix seconds"
+    )
+    p.add_argument("--secret-env", default=WEBHOOK_SECRET_ENV, metavar="VAR", help=secret_help)
+    p.add_argument("--payload", action="store_true", help="also print the verified payload")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_webhook_verify)
+
+
 # -- parser ----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
@@ -748,6 +893,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-missing", action="store_true", help="skip examples that don't exist yet")
     p.add_argument("--timeout", type=float, default=45.0, help="seconds allowed for the servers to start")
     p.set_defaults(func=_cmd_demo)
+
+    _add_webhook_parser(sub)
     return parser
 
 

@@ -46,11 +46,13 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.functional import SimpleLazyObject
 from django.views.generic import View
 
+from ._webhook_guard import RequireWebhook, WebhookGuard, build_require_webhook, wrap_webhook_handler
 from .adapters import (
     Adapter,
     Guard,
@@ -62,7 +64,7 @@ from .adapters import (
 )
 from .auth import ClerkAuth
 from .config import ENV_VARS
-from .errors import AuthError, ConfigurationError
+from .errors import AuthError, ConfigurationError, WebhookError
 from .session import Session
 
 __all__ = [
@@ -71,6 +73,7 @@ __all__ = [
     "error_response",
     "get_clerk_auth",
     "require_auth",
+    "require_webhook",
 ]
 
 logger = logging.getLogger("clerkguard.django")
@@ -215,6 +218,29 @@ class DjangoAdapter(Adapter[HttpRequest]):
         """The JSON error response (see [`error_response`][clerkguard.django.error_response])."""
         return error_response(error)
 
+    # -- webhooks ------------------------------------------------------------------------------
+    def body(self, request: HttpRequest, limit: int) -> bytes:
+        """``request.body``: the raw bytes (Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` also applies)."""
+        try:
+            return bytes(request.body)
+        except RequestDataTooBig:
+            raise WebhookError("body-too-large", "the body is over the size limit") from None
+
+    def json_response(self, request: HttpRequest, status: int, content: Any) -> JsonResponse:
+        """A JSON response."""
+        return JsonResponse(dict(content), status=status)
+
+    def webhook_secret(self, request: HttpRequest) -> str | None:
+        """``settings.CLERK_WEBHOOK_SIGNING_SECRET`` (a string, or a list during a rotation)."""
+        value = getattr(settings, WEBHOOK_SECRET_SETTING, None)
+        if isinstance(value, (list, tuple)):
+            return ", ".join(value)
+        return value if isinstance(value, str) else None
+
+    def store_webhook(self, request: HttpRequest, event: Any) -> None:
+        """``request.clerk_webhook`` = the verified event."""
+        request.clerk_webhook = event
+
     def auth_for(self, request: HttpRequest) -> ClerkAuth:
         """This adapter's ClerkAuth, else the project's
         ([`get_clerk_auth`][clerkguard.django.get_clerk_auth])."""
@@ -254,6 +280,26 @@ def _wrap_view(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., 
 #: ``@require_auth`` / ``@require_auth(role=..., authorize=..., optional=..., auth=...)`` for
 #: Django function views (sync or async) and, through ``method_decorator``, class-based views.
 require_auth: RequireAuth = build_require_auth(DjangoAdapter(), _wrap_view)
+
+#: The setting read for the webhook signing secret (then the environment variable of that name).
+WEBHOOK_SECRET_SETTING = "CLERK_WEBHOOK_SIGNING_SECRET"
+
+
+def _wrap_webhook_view(handler: Callable[..., Any], guard: WebhookGuard[Any]) -> Callable[..., Any]:
+    """The webhook wrapper (same sync/async kind as the view), marked ``csrf_exempt``.
+
+    Svix's POST carries no CSRF token and no cookie: the signature is the
+    authentication, so Django's CSRF check must not refuse it.
+    """
+    wrapped = wrap_webhook_handler(_async_dispatch(handler), guard)
+    wrapped.csrf_exempt = True  # type: ignore[attr-defined]
+    return wrapped
+
+
+#: ``@require_webhook`` / ``@require_webhook(events=[...], secret=..., dedupe=...)``: a Clerk webhook
+#: view (sync or async; see `clerkguard.webhooks`). The event is ``request.clerk_webhook``; the
+#: secret defaults to ``settings.CLERK_WEBHOOK_SIGNING_SECRET``, then the environment.
+require_webhook: RequireWebhook = build_require_webhook(DjangoAdapter(), _wrap_webhook_view)
 
 
 # -- middleware --------------------------------------------------------------------------------------

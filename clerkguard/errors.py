@@ -7,7 +7,8 @@ ClerkGuardError                      base of everything clerkguard raises
 └── AuthError(status, reason, detail)
     ├── NotAuthenticated             401: no token, or a token that failed a check
     ├── Forbidden                    403: a valid session that the authorize rule denied
-    └── KeysUnavailable              503: no signing keys could be obtained (JWKS outage)
+    ├── KeysUnavailable              503: no signing keys could be obtained (JWKS outage)
+    └── WebhookError                 400: a webhook delivery was refused (clerkguard.webhooks)
 ```
 
 ``reason`` is a stable kebab-case code (``token-expired``,
@@ -30,6 +31,7 @@ __all__ = [
     "KeysUnavailable",
     "MissingDependencyError",
     "NotAuthenticated",
+    "WebhookError",
 ]
 
 
@@ -169,3 +171,28 @@ class KeysUnavailable(AuthError):
             detail or "signing keys are temporarily unavailable",
             retry_after=retry_after,
         )
+
+
+class WebhookError(AuthError):
+    """A webhook delivery was refused (`clerkguard.webhooks`): 400 by default.
+
+    ``reason`` is one of the stable codes listed in ``docs/webhooks.md``
+    (``signature-invalid``, ``signature-missing``, ``timestamp-out-of-window``,
+    ``body-too-large``, ``payload-invalid``, ...). Neither ``detail`` nor the
+    message ever contains the body, a signature or the signing secret.
+    A webhook is not a bearer-token request: no ``WWW-Authenticate`` header.
+    """
+
+    def __init__(self, reason: str, detail: str = "", *, status: int = 400) -> None:
+        super().__init__(status, reason, detail)
+
+    @property
+    def error(self) -> str:
+        """``invalid_webhook`` (400) or ``temporarily_unavailable`` (503)."""
+        return "temporarily_unavailable" if self.status == 503 else "invalid_webhook"
+
+    def headers(self) -> dict[str, str]:
+        """No challenge header; ``Retry-After`` on a 503."""
+        if self.status == 503:
+            return {"Retry-After": str(max(1, math.ceil(self.retry_after or 1.0)))}
+        return {}

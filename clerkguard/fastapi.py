@@ -58,6 +58,7 @@ from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.routing import APIRoute
 from fastapi.security.base import SecurityBase
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
@@ -65,13 +66,15 @@ from starlette.types import Scope
 from starlette.websockets import WebSocket
 from typing_extensions import Unpack
 
+from ._webhook_guard import IGNORED, Ignored, RequireWebhook, WebhookGuard, build_require_webhook
 from .adapters import Guard, GuardKwargs, Preflight, RequireAuth, build_require_auth, guard_of
 from .auth import ClerkAuth
-from .errors import AuthError
+from .errors import AuthError, WebhookError
 from .session import Session
 from .starlette import (
     ClerkAuthException,
     StarletteAdapter,
+    StarletteWebhookAdapter,
     _remember,
     allowed_methods,
     auth_exception_handler,
@@ -91,6 +94,7 @@ __all__ = [
     "auth_exception_handler",
     "error_response",
     "require_auth",
+    "require_webhook",
     "requires_auth",
 ]
 
@@ -227,6 +231,70 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
 #: ``@require_auth`` / ``@require_auth(authorize=..., role=..., optional=..., auth=...)`` for
 #: FastAPI endpoints; place it below ``@app.get(...)``.
 require_auth: RequireAuth = build_require_auth(FastAPIAdapter(), wrap=_wrap)
+
+
+# -- webhooks -------------------------------------------------------------------------------------
+#: A parameter with this name receives the verified webhook event (FastAPI never sees it).
+WEBHOOK_PARAMETER = "webhook"
+
+
+def _wrap_webhook(handler: Callable[..., Any], guard: WebhookGuard[Any]) -> Callable[..., Any]:
+    """Wrap a FastAPI endpoint for ``require_webhook``: always a coroutine function.
+
+    As for ``require_auth``, FastAPI fills an ``HTTPConnection`` parameter (the
+    endpoint's own, else one added); a ``webhook`` parameter is filled with
+    the event and hidden from FastAPI. A sync endpoint runs in the threadpool.
+    """
+    if inspect.isclass(handler) or isinstance(handler, SecurityBase):
+        raise TypeError("@require_webhook decorates endpoint functions")
+    adapter = guard.adapter
+    signature = inspect.signature(handler)
+    typed = _typed_parameters(handler)
+    own = next((p.name for p in typed if p.annotation is HTTPConnection), None)
+    injected = own is None
+    key = own or CONNECTION_PARAMETER
+    takes_webhook = WEBHOOK_PARAMETER in signature.parameters
+    parameters = [p for p in signature.parameters.values() if p.name != WEBHOOK_PARAMETER]
+    if injected:
+        at = len(parameters)
+        if parameters and parameters[-1].kind is inspect.Parameter.VAR_KEYWORD:
+            at -= 1
+        parameters.insert(
+            at, inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, annotation=HTTPConnection)
+        )
+    is_async = _is_async(handler)
+
+    @functools.wraps(handler)
+    async def webhook_wrapper(*args: Any, **kwargs: Any) -> Any:
+        request = kwargs.pop(key) if injected else kwargs[key]
+        try:
+            outcome = await guard.acheck(request)
+        except WebhookError as error:
+            return adapter.reject(request, error)
+        if isinstance(outcome, Ignored):
+            return adapter.json_response(request, IGNORED, outcome.body())
+        adapter.store_webhook(request, outcome)
+        if takes_webhook:
+            kwargs[WEBHOOK_PARAMETER] = outcome
+        try:
+            if is_async:
+                return await handler(*args, **kwargs)
+            return await run_in_threadpool(handler, *args, **kwargs)
+        except BaseException:
+            await guard.arelease(outcome)
+            raise
+
+    target: Any = webhook_wrapper
+    target.__signature__ = signature.replace(parameters=parameters)
+    target.__clerkguard_webhook__ = guard
+    _remember(handler)  # ClerkGuard refuses the decorator above @app.post (a bare, unverified route)
+    return webhook_wrapper
+
+
+#: ``@require_webhook`` / ``@require_webhook(events=[...], secret=..., dedupe=...)`` for FastAPI
+#: endpoints, below ``@app.post(...)``. The event is the endpoint's ``webhook`` parameter
+#: (if it has one) and ``request.state.clerk_webhook``.
+require_webhook: RequireWebhook = build_require_webhook(StarletteWebhookAdapter(), wrap=_wrap_webhook)
 
 
 # -- the dependency ------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ each async view on a fresh event loop, so guards here are always synchronous
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -41,6 +42,7 @@ except ImportError:  # pragma: no cover - exercised in a venv without Flask
     raise MissingDependencyError("flask", "flask") from None
 
 from . import _pallets
+from ._webhook_guard import RequireWebhook, build_require_webhook
 from .adapters import (
     Adapter,
     Guard,
@@ -52,21 +54,26 @@ from .adapters import (
     unguarded_views,
 )
 from .auth import ClerkAuth
-from .errors import AuthError, ConfigurationError
+from .errors import AuthError, ConfigurationError, WebhookError
 from .session import Session
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
     from werkzeug.wrappers.request import Request as WSGIRequest
 
+    from .webhooks import WebhookEvent
+
 __all__ = [
     "AuthHTTPException",
     "ClerkGuard",
     "FlaskAdapter",
     "current_auth",
+    "current_webhook",
     "get_auth",
+    "get_webhook",
     "guard_blueprint",
     "require_auth",
+    "require_webhook",
 ]
 
 logger = logging.getLogger("clerkguard.flask")
@@ -116,7 +123,16 @@ class AuthUnavailable(AuthHTTPException, http.ServiceUnavailable):
     """503 from a guard: no signing keys (found by ``errorhandler(503)``)."""
 
 
-AuthHTTPException.by_status = {401: AuthUnauthorized, 403: AuthForbidden, 503: AuthUnavailable}
+class AuthBadRequest(AuthHTTPException, http.BadRequest):
+    """400 from ``require_webhook``: a refused delivery (found by ``errorhandler(400)``)."""
+
+
+AuthHTTPException.by_status = {
+    400: AuthBadRequest,
+    401: AuthUnauthorized,
+    403: AuthForbidden,
+    503: AuthUnavailable,
+}
 
 
 def _render(error: AuthHTTPException) -> flask.Response:
@@ -170,9 +186,53 @@ class FlaskAdapter(Adapter[flask.Request]):
             return current_app.ensure_sync(handler)(*args, **kwargs)
         return handler(*args, **kwargs)
 
+    # -- webhooks ------------------------------------------------------------------------------
+    def body(self, request: flask.Request, limit: int) -> bytes:
+        """The raw body, read with ``limit`` as this request's ``max_content_length``.
+
+        werkzeug then stops a longer body (declared or chunked) after ``limit``
+        bytes instead of buffering it whole.
+        """
+        current = request.max_content_length
+        if current is None or current > limit:
+            request.max_content_length = limit
+        try:
+            return request.get_data(cache=True)
+        except http.RequestEntityTooLarge:
+            raise WebhookError("body-too-large", "the body is over the size limit") from None
+
+    def json_response(self, request: flask.Request, status: int, content: Any) -> flask.Response:
+        """A JSON response."""
+        return current_app.response_class(json.dumps(content), status=status, mimetype="application/json")
+
+    def webhook_secret(self, request: Any) -> str | None:
+        """``app.config["CLERK_WEBHOOK_SIGNING_SECRET"]`` (a string, or a list during a rotation)."""
+        return _pallets.config_secret(current_app.config)
+
+    def store_webhook(self, request: flask.Request, event: WebhookEvent) -> None:
+        """Put the event on ``g`` (read it through `current_webhook`)."""
+        setattr(g, G_WEBHOOK, event)
+
 
 #: ``@require_auth`` / ``@require_auth(authorize=..., optional=..., role=..., auth=...)``.
 require_auth: RequireAuth = build_require_auth(FlaskAdapter())
+
+
+#: ``@require_webhook`` / ``@require_webhook(events=[...], secret=..., dedupe=...)``: a Clerk
+#: webhook endpoint (see `clerkguard.webhooks`); the event is `current_webhook`.
+require_webhook: RequireWebhook = build_require_webhook(FlaskAdapter())
+#: Attribute of ``g`` holding the request's verified webhook event.
+G_WEBHOOK = "_clerkguard_webhook"
+
+
+def get_webhook() -> WebhookEvent | None:
+    """The event ``require_webhook`` verified for this request, or ``None``."""
+    event: WebhookEvent | None = g.get(G_WEBHOOK)
+    return event
+
+
+#: The request's verified `WebhookEvent` (a ``LocalProxy``).
+current_webhook: WebhookEvent = cast("WebhookEvent", LocalProxy(get_webhook))
 
 
 def get_auth() -> Session | None:

@@ -47,7 +47,7 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from asgiref.sync import async_to_sync
 from litestar import Request, Response
@@ -56,6 +56,7 @@ from litestar.connection import ASGIConnection
 from litestar.di import Provide
 from litestar.enums import MediaType, ScopeType
 from litestar.exceptions import (
+    ClientException,
     HTTPException,
     NotAuthorizedException,
     PermissionDeniedException,
@@ -70,6 +71,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from litestar.utils.helpers import unwrap_partial
 from typing_extensions import Unpack
 
+from ._webhook_guard import IGNORED, Ignored, RequireWebhook, WebhookGuard, build_require_webhook
 from .adapters import (
     Adapter,
     Guard,
@@ -80,8 +82,11 @@ from .adapters import (
     wrapped_chain,
 )
 from .auth import ClerkAuth
-from .errors import AuthError, ConfigurationError
+from .errors import AuthError, ConfigurationError, WebhookError
 from .session import Session
+
+if TYPE_CHECKING:
+    from .webhooks import WebhookEvent
 
 __all__ = [
     "ClerkAuthException",
@@ -91,6 +96,7 @@ __all__ = [
     "auth_exception_handler",
     "error_response",
     "require_auth",
+    "require_webhook",
     "requires_auth",
     "to_exception",
 ]
@@ -144,11 +150,17 @@ class _KeysUnavailable(ClerkAuthException, ServiceUnavailableException):
     pass
 
 
+class _BadRequest(ClerkAuthException, ClientException):
+    pass
+
+
 def to_exception(error: AuthError) -> ClerkAuthException:
     """``error`` as a Litestar exception (401/403/503) with the same headers and body."""
     cls: type[ClerkAuthException]
     if error.status == 403:
         cls = _PermissionDenied
+    elif error.status == 400:  # require_webhook's refusals
+        cls = _BadRequest
     elif error.status == 503:
         cls = _KeysUnavailable
     else:
@@ -328,6 +340,28 @@ class LitestarAdapter(Adapter[ASGIConnection[Any, Any, Any, Any]]):
             "or pass auth= to require_auth/requires_auth"
         )
 
+    # -- webhooks ------------------------------------------------------------------------------
+    async def abody(self, request: ASGIConnection[Any, Any, Any, Any], limit: int) -> bytes:
+        """The raw body (the route's ``request_max_body_size`` also applies while reading)."""
+        if not isinstance(request, Request):
+            raise WebhookError("body-missing", "a websocket carries no webhook body")
+        try:
+            return await request.body()
+        except HTTPException as exc:
+            if exc.status_code == 413:
+                raise WebhookError("body-too-large", "the body is over the size limit") from None
+            raise
+
+    def json_response(
+        self, request: ASGIConnection[Any, Any, Any, Any], status: int, content: Any
+    ) -> Response[Any]:
+        """A JSON response."""
+        return Response(content=dict(content), status_code=status, media_type=MediaType.JSON)
+
+    def store_webhook(self, request: ASGIConnection[Any, Any, Any, Any], event: WebhookEvent) -> None:
+        """``request.state.clerk_webhook`` = the verified event (also injected as ``webhook``)."""
+        request.state[WEBHOOK_STATE_KEY] = event
+
 
 # -- the decorator ----------------------------------------------------------------------------------
 def _is_async_callable(fn: object) -> bool:
@@ -411,6 +445,74 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
 #: ``@require_auth`` / ``@require_auth(authorize=..., role=..., optional=...)`` for
 #: Litestar handler functions and Controller methods; place it below ``@get(...)``.
 require_auth: RequireAuth = build_require_auth(LitestarAdapter(), wrap=_wrap)
+
+
+# -- webhooks ---------------------------------------------------------------------------------------
+#: Key of ``request.state`` holding the verified webhook event.
+WEBHOOK_STATE_KEY = "clerk_webhook"
+#: A handler parameter with this name receives the verified event (Litestar never sees it).
+WEBHOOK_PARAMETER = "webhook"
+
+
+def _wrap_webhook(handler: Callable[..., Any], guard: WebhookGuard[Any]) -> Callable[..., Any]:
+    """Wrap a Litestar handler for ``require_webhook``: always a coroutine function.
+
+    The body must be awaited, so even a sync handler gets an async wrapper;
+    the sync handler then runs in a worker thread (as ``sync_to_thread=True``
+    would). A ``webhook`` parameter is filled with the event and hidden from
+    Litestar's signature parsing; ``request`` is injected when not declared.
+    """
+    if isinstance(handler, BaseRouteHandler):
+        raise TypeError(
+            "@require_webhook must be placed below the Litestar route decorator "
+            "(@post(...) first, then @require_webhook)"
+        )
+    adapter = guard.adapter
+    signature = inspect.signature(handler)
+    takes_request = "request" in signature.parameters
+    takes_webhook = WEBHOOK_PARAMETER in signature.parameters
+    parameters = [p for p in signature.parameters.values() if p.name != WEBHOOK_PARAMETER]
+    if not takes_request:
+        at = len(parameters)
+        if parameters and parameters[-1].kind is inspect.Parameter.VAR_KEYWORD:
+            at -= 1
+        injected = inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request)
+        parameters.insert(at, injected)
+    is_async = _is_async_callable(handler)
+
+    @functools.wraps(handler)
+    async def webhook_wrapper(*args: Any, **kwargs: Any) -> Any:
+        request = kwargs["request"] if takes_request else kwargs.pop("request")
+        try:
+            outcome = await guard.acheck(request)
+        except WebhookError as error:
+            return adapter.reject(request, error)
+        if isinstance(outcome, Ignored):
+            return adapter.json_response(request, IGNORED, outcome.body())
+        adapter.store_webhook(request, outcome)
+        if takes_webhook:
+            kwargs[WEBHOOK_PARAMETER] = outcome
+        try:
+            if is_async:
+                return await handler(*args, **kwargs)
+            return await asyncio.to_thread(handler, *args, **kwargs)
+        except BaseException:
+            await guard.arelease(outcome)
+            raise
+
+    target: Any = webhook_wrapper
+    target.__signature__ = signature.replace(parameters=parameters)
+    annotations = {k: v for k, v in getattr(handler, "__annotations__", {}).items() if k != WEBHOOK_PARAMETER}
+    annotations["request"] = annotations.get("request", Request)
+    target.__annotations__ = annotations
+    target.__clerkguard_webhook__ = guard
+    return webhook_wrapper
+
+
+#: ``@require_webhook`` / ``@require_webhook(events=[...], secret=..., dedupe=...)`` for Litestar
+#: handlers, below ``@post(...)``. The event is ``request.state.clerk_webhook``, and the
+#: handler's ``webhook`` parameter if it declares one.
+require_webhook: RequireWebhook = build_require_webhook(LitestarAdapter(), wrap=_wrap_webhook)
 
 
 # -- the native guard ---------------------------------------------------------------------------------

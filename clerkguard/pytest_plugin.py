@@ -8,7 +8,9 @@ Registered automatically (entry point ``pytest11``) when clerkguard is installed
   per test and closed afterwards;
 * ``clerk_token`` -- a factory: ``clerk_token(org_role="admin")`` mints a token;
 * ``clerk_env`` -- the ``CLERK_*`` environment pointed at ``clerk_issuer`` for
-  one test (for apps built inside the test, e.g. by an application factory).
+  one test (for apps built inside the test, e.g. by an application factory);
+* ``clerk_webhook_signer`` -- a [`WebhookSigner`][clerkguard.testing.WebhookSigner] with a
+  fresh secret, also set as ``CLERK_WEBHOOK_SIGNING_SECRET`` for the test.
 
 An app that configures itself from ``CLERK_*`` when its module is imported
 (``ClerkGuard(app)`` at module level) needs those variables before pytest
@@ -29,7 +31,7 @@ from typing import Any
 import pytest
 
 from .auth import ClerkAuth
-from .testing import Fault, LocalIssuer
+from .testing import Fault, LocalIssuer, WebhookSigner
 
 _SESSION_ISSUER = pytest.StashKey[LocalIssuer]()
 _HELP = (
@@ -145,3 +147,15 @@ def clerk_env(clerk_issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch) -> dic
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
+
+
+@pytest.fixture
+def clerk_webhook_signer(monkeypatch: pytest.MonkeyPatch) -> WebhookSigner:
+    """Signs Clerk-shaped webhook deliveries with a fresh secret.
+
+    The secret is also ``CLERK_WEBHOOK_SIGNING_SECRET`` for the test, so
+    ``require_webhook`` without ``secret=`` accepts what it signs.
+    """
+    signer = WebhookSigner()
+    monkeypatch.setenv("CLERK_WEBHOOK_SIGNING_SECRET", signer.secret)
+    return signer

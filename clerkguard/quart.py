@@ -25,6 +25,7 @@ keys are fetched lazily, which is fully correct.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
@@ -42,6 +43,7 @@ except ImportError:  # pragma: no cover - exercised in a venv without Quart
     raise MissingDependencyError("quart", "quart") from None
 
 from . import _pallets
+from ._webhook_guard import RequireWebhook, build_require_webhook
 from .adapters import (
     Adapter,
     Guard,
@@ -53,21 +55,26 @@ from .adapters import (
     unguarded_views,
 )
 from .auth import ClerkAuth
-from .errors import AuthError, ConfigurationError
+from .errors import AuthError, ConfigurationError, WebhookError
 from .session import Session
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
     from werkzeug.wrappers.request import Request as WSGIRequest
 
+    from .webhooks import WebhookEvent
+
 __all__ = [
     "AuthHTTPException",
     "ClerkGuard",
     "QuartAdapter",
     "current_auth",
+    "current_webhook",
     "get_auth",
+    "get_webhook",
     "guard_blueprint",
     "require_auth",
+    "require_webhook",
 ]
 
 logger = logging.getLogger("clerkguard.quart")
@@ -119,7 +126,16 @@ class AuthUnavailable(AuthHTTPException, http.ServiceUnavailable):
     """503 from a guard: no signing keys (found by ``errorhandler(503)``)."""
 
 
-AuthHTTPException.by_status = {401: AuthUnauthorized, 403: AuthForbidden, 503: AuthUnavailable}
+class AuthBadRequest(AuthHTTPException, http.BadRequest):
+    """400 from ``require_webhook``: a refused delivery (found by ``errorhandler(400)``)."""
+
+
+AuthHTTPException.by_status = {
+    400: AuthBadRequest,
+    401: AuthUnauthorized,
+    403: AuthForbidden,
+    503: AuthUnavailable,
+}
 
 
 def _render(error: AuthHTTPException) -> quart.Response:
@@ -181,9 +197,49 @@ class QuartAdapter(Adapter[Connection]):
         """Call the view the way Quart does (sync views in a worker thread)."""
         return await current_app.ensure_async(handler)(*args, **kwargs)
 
+    # -- webhooks ------------------------------------------------------------------------------
+    async def abody(self, request: Connection, limit: int) -> bytes:
+        """The raw body (Quart's own ``MAX_CONTENT_LENGTH`` also applies while reading)."""
+        if not isinstance(request, quart.Request):
+            raise WebhookError("body-missing", "a websocket carries no webhook body")
+        try:
+            data: bytes = await request.get_data(cache=True, as_text=False, parse_form_data=False)
+        except http.RequestEntityTooLarge:
+            raise WebhookError("body-too-large", "the body is over the size limit") from None
+        return data
+
+    def json_response(self, request: Connection, status: int, content: Any) -> quart.Response:
+        """A JSON response."""
+        return current_app.response_class(json.dumps(content), status=status, mimetype="application/json")
+
+    def webhook_secret(self, request: Any) -> str | None:
+        """``app.config["CLERK_WEBHOOK_SIGNING_SECRET"]`` (a string, or a list during a rotation)."""
+        return _pallets.config_secret(current_app.config)
+
+    def store_webhook(self, request: Connection, event: WebhookEvent) -> None:
+        """Put the event on ``g`` (read it through `current_webhook`)."""
+        setattr(g, G_WEBHOOK, event)
+
 
 #: ``@require_auth`` / ``@require_auth(authorize=..., optional=..., role=..., auth=...)``.
 require_auth: RequireAuth = build_require_auth(QuartAdapter())
+
+
+#: ``@require_webhook`` / ``@require_webhook(events=[...], secret=..., dedupe=...)``: a Clerk
+#: webhook endpoint (see `clerkguard.webhooks`); the event is `current_webhook`.
+require_webhook: RequireWebhook = build_require_webhook(QuartAdapter())
+#: Attribute of ``g`` holding the request's verified webhook event.
+G_WEBHOOK = "_clerkguard_webhook"
+
+
+def get_webhook() -> WebhookEvent | None:
+    """The event ``require_webhook`` verified for this request, or ``None``."""
+    event: WebhookEvent | None = g.get(G_WEBHOOK)
+    return event
+
+
+#: The request's verified `WebhookEvent` (a ``LocalProxy``).
+current_webhook: WebhookEvent = cast("WebhookEvent", LocalProxy(get_webhook))
 
 
 def get_auth() -> Session | None:

@@ -35,12 +35,13 @@ except ImportError as exc:  # tested by hiding sanic from sys.modules
     raise MissingDependencyError("sanic", "sanic") from exc
 
 import functools
-from collections.abc import Callable, MutableMapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from sanic.models.asgi import MockTransport
 from sanic.response import HTTPResponse, empty, json
 
+from ._webhook_guard import RequireWebhook, build_require_webhook
 from .adapters import (
     Adapter,
     Guard,
@@ -56,7 +57,10 @@ from .auth import ClerkAuth
 from .errors import AuthError, ConfigurationError
 from .session import Session
 
-__all__ = ["ClerkGuard", "SanicAdapter", "error_response", "require_auth"]
+if TYPE_CHECKING:
+    from .webhooks import WebhookEvent
+
+__all__ = ["ClerkGuard", "SanicAdapter", "error_response", "require_auth", "require_webhook"]
 
 #: Attribute of ``app.ctx`` holding the [`ClerkGuard`][clerkguard.sanic.ClerkGuard] extension.
 EXTENSION_KEY = "clerkguard"
@@ -130,6 +134,26 @@ class SanicAdapter(Adapter[sanic.Request]):
             "no ClerkAuth for this Sanic app: call ClerkGuard(app) (or init_app) "
             "or pass auth= to require_auth"
         )
+
+    # -- webhooks ------------------------------------------------------------------------------
+    def body(self, request: sanic.Request, limit: int) -> bytes:
+        """The raw body Sanic has already read (bounded by ``REQUEST_MAX_SIZE``)."""
+        return bytes(request.body or b"")
+
+    def json_response(self, request: sanic.Request, status: int, content: Mapping[str, Any]) -> HTTPResponse:
+        """A JSON response."""
+        return json(dict(content), status=status)
+
+    def webhook_secret(self, request: sanic.Request) -> str | None:
+        """``app.config.CLERK_WEBHOOK_SIGNING_SECRET`` (a string, or a list during a rotation)."""
+        value = request.app.config.get("CLERK_WEBHOOK_SIGNING_SECRET")
+        if isinstance(value, (list, tuple)):
+            return ", ".join(value)
+        return value if isinstance(value, str) else None
+
+    def store_webhook(self, request: sanic.Request, event: WebhookEvent) -> None:
+        """``request.ctx.webhook`` = the verified event."""
+        request.ctx.webhook = event
 
 
 #: ``request.ctx`` attribute: the guard that already let this websocket handshake through.
@@ -221,6 +245,11 @@ def _deny_over_asgi(transport: MockTransport, reason: str) -> None:
         await send(message)
 
     transport._send = send_denial
+
+
+#: ``@require_webhook`` / ``@require_webhook(events=[...], secret=..., dedupe=...)``: a Clerk
+#: webhook endpoint (see `clerkguard.webhooks`); the event is ``request.ctx.webhook``.
+require_webhook: RequireWebhook = build_require_webhook(SanicAdapter())
 
 
 class ClerkGuard:

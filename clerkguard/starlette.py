@@ -44,7 +44,7 @@ import inspect
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from starlette.applications import Starlette
 from starlette.authentication import (
@@ -53,15 +53,17 @@ from starlette.authentication import (
     AuthenticationError,
     BaseUser,
 )
+from starlette.concurrency import run_in_threadpool
 from starlette.endpoints import HTTPEndpoint
 from starlette.exceptions import HTTPException
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Scope
 from starlette.websockets import WebSocket, WebSocketState
 from typing_extensions import Unpack
 
+from ._webhook_guard import RequireWebhook, WebhookGuard, build_require_webhook, wrap_webhook_handler
 from .adapters import (
     Adapter,
     Guard,
@@ -73,8 +75,11 @@ from .adapters import (
     wrapped_chain,
 )
 from .auth import ClerkAuth
-from .errors import AuthError, ConfigurationError
+from .errors import AuthError, ConfigurationError, WebhookError
 from .session import Session
+
+if TYPE_CHECKING:
+    from .webhooks import WebhookEvent
 
 __all__ = [
     "ClerkAuthBackend",
@@ -92,6 +97,7 @@ __all__ = [
     "ordered_methods",
     "require_auth",
     "warm_up",
+    "require_webhook",
 ]
 
 #: ``app.state`` attribute holding the app's [`ClerkGuard`][clerkguard.starlette.ClerkGuard] state.
@@ -357,6 +363,54 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
 #: ``@require_auth`` / ``@require_auth(authorize=..., role=..., optional=..., auth=...)`` for
 #: Starlette endpoint functions, ``HTTPEndpoint`` methods and websocket endpoints.
 require_auth: RequireAuth = build_require_auth(StarletteAdapter(), wrap=_wrap)
+
+
+# -- webhooks ----------------------------------------------------------------------------------------
+#: ``request.state`` attribute holding the verified webhook event.
+WEBHOOK_STATE_ATTRIBUTE = "clerk_webhook"
+
+
+class StarletteWebhookAdapter(StarletteAdapter):
+    """The Starlette hooks plus the three ``require_webhook`` needs.
+
+    The body is awaited, so every wrapper is a coroutine function; a sync
+    endpoint then runs in Starlette's threadpool, as Starlette runs it.
+    """
+
+    async_only = True
+
+    async def abody(self, request: HTTPConnection, limit: int) -> bytes:
+        """The raw body (``Request.body()`` caches it: the endpoint may read it again)."""
+        if not isinstance(request, Request):
+            raise WebhookError("body-missing", "a websocket carries no webhook body")
+        return await request.body()
+
+    def json_response(self, request: HTTPConnection, status: int, content: Any) -> Response:
+        """A JSON response."""
+        return JSONResponse(dict(content), status_code=status)
+
+    def store_webhook(self, request: HTTPConnection, event: WebhookEvent) -> None:
+        """``request.state.clerk_webhook`` = the verified event."""
+        setattr(request.state, WEBHOOK_STATE_ATTRIBUTE, event)
+
+    async def call_async(
+        self, handler: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """An async endpoint awaited; a sync one in the threadpool."""
+        if _is_async(handler):
+            return await handler(*args, **kwargs)
+        return await run_in_threadpool(handler, *args, **kwargs)
+
+
+def _wrap_webhook(handler: Callable[..., Any], guard: WebhookGuard[Any]) -> Callable[..., Any]:
+    """The core's webhook wrapper, remembered for the decorator-order check of `ClerkGuard`."""
+    _remember(handler)
+    return wrap_webhook_handler(handler, guard)
+
+
+#: ``@require_webhook`` / ``@require_webhook(events=[...], secret=..., dedupe=...)``: a Clerk
+#: webhook endpoint (see `clerkguard.webhooks`); the event is ``request.state.clerk_webhook``.
+require_webhook: RequireWebhook = build_require_webhook(StarletteWebhookAdapter(), wrap=_wrap_webhook)
 
 
 # -- AuthenticationMiddleware backend ----------------------------------------------------------

@@ -8,7 +8,7 @@ Clerk's session tokens (header ``alg``/``cat``/``kid``/``typ``; v2 payload with
 ([`LocalIssuer.set_fault`][clerkguard.testing.LocalIssuer.set_fault]) to test outage handling for real.
 
 Use it from pytest through the fixtures of [`clerkguard.pytest_plugin`][clerkguard.pytest_plugin]
-(``clerk_issuer``, ``clerk_auth``), or directly:
+(``clerk_issuer``, ``clerk_auth``, ``clerk_webhook_signer``), or directly:
 
     with LocalIssuer() as issuer:
         auth = issuer.auth()
@@ -19,6 +19,8 @@ Use it from pytest through the fixtures of [`clerkguard.pytest_plugin`][clerkgua
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import secrets
 import sys
@@ -41,9 +43,11 @@ __all__ = [
     "SESSION_CATEGORY",
     "Fault",
     "LocalIssuer",
+    "WebhookSigner",
     "b64url",
     "cookie_header",
     "session_cookies",
+    "sign_webhook",
 ]
 
 #: The ``cat`` header of Clerk session tokens.
@@ -523,3 +527,101 @@ def _encode_v2_permissions(
         grants.setdefault(feature, set()).add(per.index(name))
     masks = [sum(1 << bit for bit in grants.get(feature, ())) for feature in org_features]
     return org_features, per, masks
+
+
+# -- webhooks -----------------------------------------------------------------------------------
+def sign_webhook(secret: str | bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``svix-signature`` entry Svix sends: ``v1,`` + base64(HMAC-SHA256).
+
+    Written from the Svix / Standard Webhooks spec, independently of the
+    ``standardwebhooks`` library that `clerkguard.webhooks` verifies
+    with (the tests check both against the spec's published example). The
+    key is the base64 part of a ``whsec_...`` secret, or ``bytes`` as is;
+    the signed content is ``"{msg_id}.{timestamp}.".encode() + body``.
+    """
+    if isinstance(secret, str):
+        text = secret.removeprefix("whsec_")
+        key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    else:
+        key = secret
+    content = f"{msg_id}.{int(timestamp)}.".encode() + body
+    digest = hmac.new(key, content, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+class WebhookSigner:
+    """Signs webhook deliveries exactly as Svix does for Clerk, to test handlers without Clerk.
+
+    ::
+
+        signer = WebhookSigner()          # a fresh random whsec_ secret
+        body, headers = signer.delivery("user.created", {"id": "user_1", "object": "user"})
+        client.post("/webhooks/clerk", data=body, headers=headers)
+
+    Args:
+        secret: The ``whsec_...`` secret (default: a random one, like Clerk's:
+            24 random bytes).
+        clock: ``() -> Unix seconds`` for the ``svix-timestamp`` (default ``time.time``).
+        instance_id: The ``instance_id`` of the payloads
+            [`delivery`][clerkguard.testing.WebhookSigner.delivery] builds.
+    """
+
+    def __init__(
+        self,
+        secret: str | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+        instance_id: str = "ins_test",
+    ) -> None:
+        self.secret = secret or "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode("ascii")
+        """The ``whsec_...`` signing secret (give it to the app under test)."""
+        self.clock = clock or time.time
+        self.instance_id = instance_id
+
+    def sign(self, body: bytes, *, msg_id: str, timestamp: int) -> str:
+        """The ``v1,<base64>`` signature of ``body`` (see
+        [`sign_webhook`][clerkguard.testing.sign_webhook])."""
+        return sign_webhook(self.secret, msg_id, timestamp, body)
+
+    def headers(
+        self,
+        body: bytes,
+        *,
+        msg_id: str | None = None,
+        timestamp: int | None = None,
+        prefix: str = "svix",
+    ) -> dict[str, str]:
+        """``svix-id``/``svix-timestamp``/``svix-signature`` for ``body`` (``prefix="webhook"``
+        for the Standard Webhooks names). Defaults: a random ``msg_`` id, now."""
+        msg_id = msg_id or "msg_" + b64url(secrets.token_bytes(18))
+        timestamp = int(self.clock()) if timestamp is None else int(timestamp)
+        return {
+            f"{prefix}-id": msg_id,
+            f"{prefix}-timestamp": str(timestamp),
+            f"{prefix}-signature": self.sign(body, msg_id=msg_id, timestamp=timestamp),
+            "content-type": "application/json",
+        }
+
+    def payload(self, event_type: str, data: Mapping[str, Any]) -> bytes:
+        """A Clerk-shaped event body: ``{"data", "instance_id", "object": "event", "timestamp", "type"}``."""
+        event = {
+            "data": dict(data),
+            "instance_id": self.instance_id,
+            "object": "event",
+            "timestamp": int(self.clock() * 1000),
+            "type": event_type,
+        }
+        return json.dumps(event).encode()
+
+    def delivery(
+        self,
+        event_type: str,
+        data: Mapping[str, Any],
+        *,
+        msg_id: str | None = None,
+        timestamp: int | None = None,
+        prefix: str = "svix",
+    ) -> tuple[bytes, dict[str, str]]:
+        """A signed Clerk event: ``(body, headers)`` ready to POST."""
+        body = self.payload(event_type, data)
+        return body, self.headers(body, msg_id=msg_id, timestamp=timestamp, prefix=prefix)

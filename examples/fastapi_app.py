@@ -25,8 +25,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request, WebSocket
 
 from clerkguard import ClerkAuth, Session
-from clerkguard.fastapi import ClerkGuard, require_auth, requires_auth
+from clerkguard.fastapi import ClerkGuard, require_auth, require_webhook, requires_auth
 from clerkguard.rules import has_permission
+from clerkguard.webhooks import InMemoryDedupe, WebhookEvent
 
 #: The only user ``/async-authorize`` lets through.
 ALLOWED_USER = "user_allowed"
@@ -268,12 +269,38 @@ async def list_reports(request: Request) -> dict[str, Any]:
     return {"user_id": request.auth.user_id, "reports": []}
 
 
-def create_app(auth: ClerkAuth | None = None) -> FastAPI:
-    """The example app; ``auth=None`` configures ``ClerkAuth()`` from the ``CLERK_*`` environment."""
+#: The Clerk events ``/webhooks/clerk`` handles; any other type is acknowledged unhandled.
+USER_EVENTS = ("user.created", "user.updated", "user.deleted")
+
+
+def webhooks(webhook_secret: str | list[str] | None = None) -> APIRouter:
+    """``POST /webhooks/clerk``: one handler (and one dedupe memory) per app."""
+    router = APIRouter()
+    deliveries: dict[str, int] = {}  # event id -> times the handler ran
+
+    @router.post("/webhooks/clerk")
+    @require_webhook(events=USER_EVENTS, secret=webhook_secret, dedupe=InMemoryDedupe())
+    async def clerk_webhook(webhook: WebhookEvent) -> dict[str, Any]:
+        """A Clerk webhook: verified, user events only, each Svix retry handled once."""
+        deliveries[webhook.id] = deliveries.get(webhook.id, 0) + 1
+        return {"type": webhook.type, "user_id": webhook.data["id"], "calls": deliveries[webhook.id]}
+
+    return router
+
+
+def create_app(auth: ClerkAuth | None = None, webhook_secret: str | list[str] | None = None) -> FastAPI:
+    """The example app; ``auth=None`` configures ``ClerkAuth()`` from the ``CLERK_*`` environment.
+
+    ``webhook_secret``: the signing secret(s) of ``/webhooks/clerk`` (default
+    ``CLERK_WEBHOOK_SIGNING_SECRET``); also served under ``/depends`` for the
+    dependency-form table."""
     app = FastAPI(title="clerkguard FastAPI example")
     app.include_router(decorated)
     app.include_router(depends)
     app.include_router(reports)
+    receiver = webhooks(webhook_secret)
+    app.include_router(receiver)
+    app.include_router(receiver, prefix="/depends")
 
     @app.get("/health")
     async def health() -> dict[str, Any]:

@@ -26,11 +26,22 @@ from flask import Blueprint, Flask, Request, request
 from flask.views import MethodView
 
 from clerkguard import ClerkAuth, Session
-from clerkguard.flask import ClerkGuard, current_auth, get_auth, guard_blueprint, require_auth
+from clerkguard.flask import (
+    ClerkGuard,
+    current_auth,
+    current_webhook,
+    get_auth,
+    guard_blueprint,
+    require_auth,
+    require_webhook,
+)
 from clerkguard.rules import has_permission
+from clerkguard.webhooks import InMemoryDedupe
 
 #: The only user ``/async-authorize`` lets through.
 ALLOWED_USER = "user_allowed"
+#: The Clerk events ``/webhooks/clerk`` handles; any other type is acknowledged unhandled.
+USER_EVENTS = ("user.created", "user.updated", "user.deleted")
 
 
 async def allow_one_user(session: Session, request: Any) -> bool:
@@ -59,13 +70,24 @@ def user() -> dict[str, Any]:
     return {"user_id": current_auth.user_id}
 
 
-def create_app(auth: ClerkAuth | None = None) -> Flask:
+def create_app(auth: ClerkAuth | None = None, webhook_secret: str | list[str] | None = None) -> Flask:
     """The app on ``auth``; without one, ``ClerkGuard`` builds it from ``CLERK_*`` (config, then env).
 
-    The test suite builds its shared-table app from this factory with its own ``auth``.
+    ``webhook_secret``: the Clerk webhook signing secret(s) of ``/webhooks/clerk``
+    (default ``CLERK_WEBHOOK_SIGNING_SECRET``). The test suite builds its
+    shared-table app from this factory with its own ``auth`` and secrets.
     """
     app = Flask(__name__)
     ClerkGuard(app, auth=auth)
+    deliveries: dict[str, int] = {}  # event id -> times the handler ran
+
+    @app.post("/webhooks/clerk")
+    @require_webhook(events=USER_EVENTS, secret=webhook_secret, dedupe=InMemoryDedupe())
+    def clerk_webhook() -> dict[str, Any]:
+        """A Clerk webhook: verified, user events only, each Svix retry handled once."""
+        event = current_webhook
+        deliveries[event.id] = deliveries.get(event.id, 0) + 1
+        return {"type": event.type, "user_id": event.data["id"], "calls": deliveries[event.id]}
 
     @app.get("/health")
     def health() -> dict[str, Any]:

@@ -27,8 +27,9 @@ from litestar.di import NamedDependency
 from litestar.openapi import OpenAPIConfig
 
 from clerkguard import ClerkAuth, Session
-from clerkguard.litestar import ClerkPlugin, require_auth, requires_auth
+from clerkguard.litestar import ClerkPlugin, require_auth, require_webhook, requires_auth
 from clerkguard.rules import has_permission
+from clerkguard.webhooks import InMemoryDedupe, WebhookEvent
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -193,10 +194,32 @@ def health() -> dict[str, Any]:
     return {"ok": True}
 
 
-def create_app(auth: ClerkAuth | None = None) -> Litestar:
-    """The example app; ``auth=None`` configures ``ClerkAuth()`` from the ``CLERK_*`` environment."""
+#: The Clerk events ``/webhooks/clerk`` handles; any other type is acknowledged unhandled.
+USER_EVENTS = ("user.created", "user.updated", "user.deleted")
+
+
+def clerk_webhook_route(webhook_secret: str | list[str] | None = None) -> Any:
+    """``POST /webhooks/clerk``: one handler (and one dedupe memory) per app."""
+    deliveries: dict[str, int] = {}  # event id -> times the handler ran
+
+    @post("/webhooks/clerk", status_code=200)
+    @require_webhook(events=USER_EVENTS, secret=webhook_secret, dedupe=InMemoryDedupe())
+    async def clerk_webhook(webhook: WebhookEvent) -> dict[str, Any]:
+        """A Clerk webhook: verified, user events only, each Svix retry handled once."""
+        deliveries[webhook.id] = deliveries.get(webhook.id, 0) + 1
+        return {"type": webhook.type, "user_id": webhook.data["id"], "calls": deliveries[webhook.id]}
+
+    return clerk_webhook
+
+
+def create_app(auth: ClerkAuth | None = None, webhook_secret: str | list[str] | None = None) -> Litestar:
+    """The example app; ``auth=None`` configures ``ClerkAuth()`` from the ``CLERK_*`` environment.
+
+    ``webhook_secret``: the signing secret(s) of ``/webhooks/clerk`` (default
+    ``CLERK_WEBHOOK_SIGNING_SECRET``)."""
     return Litestar(
         route_handlers=[
+            clerk_webhook_route(webhook_secret),
             protected,
             admin,
             perm,

@@ -28,10 +28,13 @@ from sanic.views import HTTPMethodView
 
 from clerkguard import ClerkAuth, Session
 from clerkguard.rules import has_permission
-from clerkguard.sanic import ClerkGuard, require_auth
+from clerkguard.sanic import ClerkGuard, require_auth, require_webhook
+from clerkguard.webhooks import InMemoryDedupe, WebhookEvent
 
 #: The only user ``/async-authorize`` lets through.
 ALLOWED_USER = "user_allowed"
+#: The Clerk events ``/webhooks/clerk`` handles; any other type is acknowledged unhandled.
+USER_EVENTS = ("user.created", "user.updated", "user.deleted")
 
 #: The routes, on a blueprint so that `create_app` can build many apps.
 api = Blueprint("api")
@@ -208,10 +211,26 @@ api.add_route(ReportsView.as_view(), "/reports")
 api.add_route(ProfileView.as_view(), "/profile")
 
 
-def create_app(auth: ClerkAuth | None = None, name: str = "clerkguard_example") -> Sanic[Any, Any]:
+def create_app(
+    auth: ClerkAuth | None = None,
+    name: str = "clerkguard_example",
+    webhook_secret: str | list[str] | None = None,
+) -> Sanic[Any, Any]:
     """The example app; ``auth=None`` builds ``ClerkAuth()`` from the app's ``CLERK_*``
-    config, then the environment. Sanic app names are unique per process."""
+    config, then the environment. Sanic app names are unique per process.
+    ``webhook_secret``: the signing secret(s) of ``/webhooks/clerk`` (default
+    ``CLERK_WEBHOOK_SIGNING_SECRET``)."""
     app: Sanic[Any, Any] = Sanic(name)
+    deliveries: dict[str, int] = {}  # event id -> times the handler ran
+
+    @app.post("/webhooks/clerk")
+    @require_webhook(events=USER_EVENTS, secret=webhook_secret, dedupe=InMemoryDedupe())
+    async def clerk_webhook(request: Request) -> HTTPResponse:
+        """A Clerk webhook: verified, user events only, each Svix retry handled once."""
+        event: WebhookEvent = request.ctx.webhook
+        deliveries[event.id] = deliveries.get(event.id, 0) + 1
+        return json({"type": event.type, "user_id": event.data["id"], "calls": deliveries[event.id]})
+
     # Sanic's server refuses a header block over 8 KiB with a plain-text 413 before
     # any handler runs. Clerk tokens stay under 4 KB; with room up to clerkguard's
     # own 8 KiB token limit, an oversized token gets the guard's JSON 401

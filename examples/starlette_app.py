@@ -34,7 +34,8 @@ from starlette.websockets import WebSocket
 
 from clerkguard import ClerkAuth, Session
 from clerkguard.rules import has_permission
-from clerkguard.starlette import ClerkAuthBackend, ClerkGuard, on_auth_error, require_auth
+from clerkguard.starlette import ClerkAuthBackend, ClerkGuard, on_auth_error, require_auth, require_webhook
+from clerkguard.webhooks import InMemoryDedupe, WebhookEvent
 
 #: The only user ``/async-authorize`` lets through.
 ALLOWED_USER = "user_allowed"
@@ -166,11 +167,33 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse({"ok": True})
 
 
-def create_app(auth: ClerkAuth | None = None) -> Starlette:
-    """The example app; ``auth=None`` configures ``ClerkAuth()`` from the ``CLERK_*`` environment."""
+#: The Clerk events ``/webhooks/clerk`` handles; any other type is acknowledged unhandled.
+USER_EVENTS = ("user.created", "user.updated", "user.deleted")
+
+
+def clerk_webhook_endpoint(webhook_secret: str | list[str] | None = None) -> Any:
+    """``POST /webhooks/clerk``'s endpoint: one handler (and one dedupe memory) per app."""
+    deliveries: dict[str, int] = {}  # event id -> times the handler ran
+
+    @require_webhook(events=USER_EVENTS, secret=webhook_secret, dedupe=InMemoryDedupe())
+    async def clerk_webhook(request: Request) -> JSONResponse:
+        """A Clerk webhook: verified, user events only, each Svix retry handled once."""
+        event: WebhookEvent = request.state.clerk_webhook
+        deliveries[event.id] = deliveries.get(event.id, 0) + 1
+        return JSONResponse({"type": event.type, "user_id": event.data["id"], "calls": deliveries[event.id]})
+
+    return clerk_webhook
+
+
+def create_app(auth: ClerkAuth | None = None, webhook_secret: str | list[str] | None = None) -> Starlette:
+    """The example app; ``auth=None`` configures ``ClerkAuth()`` from the ``CLERK_*`` environment.
+
+    ``webhook_secret``: the signing secret(s) of ``/webhooks/clerk`` (default
+    ``CLERK_WEBHOOK_SIGNING_SECRET``)."""
     backend = Middleware(AuthenticationMiddleware, backend=ClerkAuthBackend(), on_error=on_auth_error)
     app = Starlette(
         routes=[
+            Route("/webhooks/clerk", clerk_webhook_endpoint(webhook_secret), methods=["POST"]),
             Route("/protected", protected),
             Route("/admin", admin),
             Route("/perm", perm),

@@ -61,16 +61,16 @@ _decoder = json.JSONDecoder(
 _scan_once: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: ignore[attr-defined]
 
 
-def _depth_ok(value: Any, depth: int) -> bool:
-    """True unless a container sits deeper than ``MAX_DEPTH`` (``value`` is at ``depth``).
+def _depth_ok(value: Any, depth: int, limit: int = MAX_DEPTH) -> bool:
+    """True unless a container sits deeper than ``limit`` (``value`` is at ``depth``).
 
     Only containers count, so the rule agrees with the bracket-count shortcut
     in `loads_object` and cannot depend on what strings contain.
     """
     if isinstance(value, dict):
-        return depth <= MAX_DEPTH and all(_depth_ok(v, depth + 1) for v in value.values())
+        return depth <= limit and all(_depth_ok(v, depth + 1, limit) for v in value.values())
     if isinstance(value, list):
-        return depth <= MAX_DEPTH and all(_depth_ok(v, depth + 1) for v in value)
+        return depth <= limit and all(_depth_ok(v, depth + 1, limit) for v in value)
     return True
 
 
@@ -89,8 +89,8 @@ def _strings_ok(value: Any) -> bool:
     return True
 
 
-def loads_object(data: bytes) -> dict[str, Any]:
-    """Decode ``data`` as one strict-JSON object.
+def loads_object(data: bytes, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
+    """Decode ``data`` as one strict-JSON object nested at most ``max_depth`` deep.
 
     Raises:
         StrictJSONError: for anything that is not a strict UTF-8 JSON object.
@@ -113,7 +113,7 @@ def loads_object(data: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise StrictJSONError("not an object")
     # Cheap guards first: only inspect deeper when the raw text could offend.
-    if text.count("{") + text.count("[") > MAX_DEPTH and not _depth_ok(value, 1):
+    if text.count("{") + text.count("[") > max_depth and not _depth_ok(value, 1, max_depth):
         raise StrictJSONError("nesting too deep")
     if "\\u" in text and not _strings_ok(value):
         raise StrictJSONError("lone surrogate")

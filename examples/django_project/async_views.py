@@ -12,8 +12,9 @@ from django.urls import path
 from django.utils.decorators import method_decorator
 from django.views import View
 
-from clerkguard.django import require_auth
+from clerkguard.django import require_auth, require_webhook
 from clerkguard.rules import has_permission
+from clerkguard.webhooks import InMemoryDedupe
 
 from . import views
 from .rules import allow_one_user, crashing_rule, got_request_of, truthy_rule
@@ -117,7 +118,18 @@ class Notes(View):
         return JsonResponse({"user_id": request.auth.user_id, "created": True}, status=201)
 
 
+@require_webhook(events=views.USER_EVENTS, dedupe=InMemoryDedupe())
+async def clerk_webhook(request: HttpRequest) -> JsonResponse:
+    """The Clerk webhook as an async view (the dedupe hook may be async too)."""
+    event = request.clerk_webhook
+    views.deliveries[event.id] = views.deliveries.get(event.id, 0) + 1
+    return JsonResponse(
+        {"type": event.type, "user_id": event.data["id"], "calls": views.deliveries[event.id]}
+    )
+
+
 urlpatterns = [
+    path("webhooks/clerk", clerk_webhook),
     path("protected", protected),
     path("admin", admin),
     path("perm", perm),

@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 from clerkguard.drf import Authorized, HasPermission, HasRole
 from clerkguard.rules import has_permission
 
-from . import async_views
+from . import async_views, views
 from .rules import allow_one_user, crashing_rule, got_request_of, truthy_rule
 
 
@@ -139,5 +139,8 @@ urlpatterns = [
     # DRF has no async views: an async endpoint of a DRF project is a Django
     # view guarded by clerkguard.django.require_auth (same settings, same answers).
     path("async", async_views.async_view),
+    # A webhook is not an API call: no token, no DRF authentication or permission.
+    # A plain Django view guarded by clerkguard.django.require_webhook serves it.
+    path("webhooks/clerk", views.clerk_webhook),
     path("reports", Reports.as_view()),
 ]

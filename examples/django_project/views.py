@@ -11,8 +11,9 @@ from django.urls import path
 from django.utils.decorators import method_decorator
 from django.views import View
 
-from clerkguard.django import require_auth
+from clerkguard.django import require_auth, require_webhook
 from clerkguard.rules import has_permission
+from clerkguard.webhooks import InMemoryDedupe
 
 from .rules import allow_one_user, crashing_rule, got_request_of, truthy_rule
 
@@ -130,8 +131,26 @@ async def awhoami(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"user_id": session.user_id if session else None})
 
 
+#: The Clerk events ``/webhooks/clerk`` handles; any other type is acknowledged unhandled.
+USER_EVENTS = ("user.created", "user.updated", "user.deleted")
+#: event id -> times the handler ran (what the shared table checks).
+deliveries: dict[str, int] = {}
+
+
+@require_webhook(events=USER_EVENTS, dedupe=InMemoryDedupe())
+def clerk_webhook(request: HttpRequest) -> JsonResponse:
+    """A Clerk webhook (secret: ``settings.CLERK_WEBHOOK_SIGNING_SECRET``, then the environment).
+
+    Verified, user events only, each Svix retry handled once; ``csrf_exempt`` by the decorator.
+    """
+    event = request.clerk_webhook
+    deliveries[event.id] = deliveries.get(event.id, 0) + 1
+    return JsonResponse({"type": event.type, "user_id": event.data["id"], "calls": deliveries[event.id]})
+
+
 urlpatterns = [
     path("health", health),
+    path("webhooks/clerk", clerk_webhook),
     path("protected", protected),
     path("admin", admin),
     path("perm", perm),

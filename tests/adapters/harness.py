@@ -26,6 +26,9 @@ what each must answer, identically in every framework):
                         ``204`` (and ``GET`` with ``{"user_id": ...}``).
 ``GET /sync``           a guarded *sync* handler; returns ``{"user_id": ..., "kind": "sync"}``.
 ``GET /async``          a guarded *async* handler; returns ``{"user_id": ..., "kind": "async"}``.
+``POST /webhooks/clerk`` ``@require_webhook(events=user.created/updated/deleted,
+                        secret=WEBHOOK_SECRETS, dedupe=InMemoryDedupe())``; returns
+                        ``{"type", "user_id": data.id, "calls": times the handler ran for this id}``.
 ======================  ======================================================================
 
 Every other route answers ``{"user_id": ...}`` on success. Error bodies are
@@ -35,8 +38,10 @@ the guard's own: ``application/json`` ``{"error": ..., "reason": ..., "detail": 
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib.util
 import os
+import secrets
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -50,6 +55,7 @@ from clerkguard import Session
 __all__ = [
     "ALLOWED_USER",
     "PERMISSION",
+    "WEBHOOK_SECRETS",
     "Harness",
     "Headers",
     "header_list",
@@ -78,6 +84,14 @@ def header_list(headers: Headers | None, cookies: Mapping[str, str] | None = Non
     return pairs
 
 
+def _whsec() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+#: ``/webhooks/clerk``'s signing secrets, mid-rotation: (current, previous), fresh per run.
+WEBHOOK_SECRETS: tuple[str, str] = (_whsec(), _whsec())
+
+
 @dataclass
 class Result:
     """A framework-neutral response."""
@@ -99,8 +113,9 @@ class Harness(Protocol):
         *,
         headers: Headers | None = None,
         cookies: dict[str, str] | None = None,
+        body: bytes | None = None,
     ) -> Result:
-        """Send one request through the framework's test client (repeated header names kept)."""
+        """Send one request (``body``: the raw request body) through the framework's test client."""
         ...
 
 

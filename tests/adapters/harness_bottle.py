@@ -9,6 +9,7 @@ werkzeug's WSGI test client.
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -19,10 +20,12 @@ from werkzeug.test import Client
 
 from clerkguard import ClerkAuth
 from clerkguard.rules import has_permission
+from clerkguard.webhooks import InMemoryDedupe, build_require_webhook
 
 from . import harness
 from .harness import (
     PERMISSION,
+    WEBHOOK_SECRETS,
     Result,
     async_allow_user,
     is_request_of,
@@ -31,6 +34,26 @@ from .harness import (
 )
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bottle_adapter.py"
+#: Where the verified webhook event lives for the rest of the request.
+WEBHOOK_ENVIRON_KEY = "clerkguard.webhook"
+
+
+def webhook_adapter_for(base: type) -> type:
+    """The user's Bottle adapter plus the three webhook hooks (the recipe of ``docs/webhooks.md``)."""
+
+    class BottleWebhookAdapter(base):  # type: ignore[misc, valid-type]
+        def body(self, request: bottle.BaseRequest, limit: int) -> bytes:
+            data: bytes = request.body.read(limit + 1)  # the caller refuses anything over limit
+            request.body.seek(0)
+            return data
+
+        def json_response(self, request: bottle.BaseRequest, status: int, content: Any) -> Any:
+            return bottle.HTTPResponse(json.dumps(content), status, {"Content-Type": "application/json"})
+
+        def store_webhook(self, request: bottle.BaseRequest, event: Any) -> None:
+            request.environ[WEBHOOK_ENVIRON_KEY] = event
+
+    return BottleWebhookAdapter
 
 
 def load_example() -> ModuleType:
@@ -103,6 +126,17 @@ def build_app(auth: ClerkAuth) -> bottle.Bottle:
     def async_view() -> dict[str, Any]:
         return {"user_id": current_session().user_id, "kind": "async"}
 
+    require_webhook = build_require_webhook(webhook_adapter_for(example.BottleAdapter)())
+    deliveries: dict[str, int] = {}
+    user_events = ("user.created", "user.updated", "user.deleted")
+
+    @app.post("/webhooks/clerk")
+    @require_webhook(events=user_events, secret=list(WEBHOOK_SECRETS), dedupe=InMemoryDedupe())
+    def clerk_webhook() -> dict[str, Any]:
+        event = bottle.request.environ[WEBHOOK_ENVIRON_KEY]
+        deliveries[event.id] = deliveries.get(event.id, 0) + 1
+        return {"type": event.type, "user_id": event.data["id"], "calls": deliveries[event.id]}
+
     return app
 
 
@@ -122,10 +156,11 @@ class BottleHarness:
         *,
         headers: harness.Headers | None = None,
         cookies: dict[str, str] | None = None,
+        body: bytes | None = None,
     ) -> Result:
         """Send one request through the WSGI app."""
         sent = harness.header_list(headers, cookies)
-        response = self.client.open(path, method=method, headers=sent)
+        response = self.client.open(path, method=method, headers=sent, data=body)
         return Result(
             status=response.status_code,
             headers={k.lower(): v for k, v in response.headers.items()},

@@ -57,10 +57,15 @@ class DjangoHarness:
         *,
         headers: harness.Headers | None = None,
         cookies: dict[str, str] | None = None,
+        body: bytes | None = None,
     ) -> Result:
         """One request through Django's test client (a WSGI environ, as under gunicorn)."""
-        with override_settings(CLERK_AUTH=self.auth):
-            response = self.client.generic(method, self.prefix + path, **wsgi_meta(headers, cookies))
+        with override_settings(
+            CLERK_AUTH=self.auth, CLERK_WEBHOOK_SIGNING_SECRET=list(harness.WEBHOOK_SECRETS)
+        ):
+            response = self.client.generic(
+                method, self.prefix + path, data=body or b"", **wsgi_meta(headers, cookies)
+            )
         return result_of(response)
 
 

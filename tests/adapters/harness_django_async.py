@@ -8,8 +8,10 @@ from the ASGI scope).
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from django.test import AsyncClient
+from django.test.client import FakePayload
 from django.test.utils import override_settings
 
 from clerkguard import ClerkAuth
@@ -37,14 +39,24 @@ class DjangoAsyncHarness:
         *,
         headers: harness.Headers | None = None,
         cookies: dict[str, str] | None = None,
+        body: bytes | None = None,
     ) -> Result:
         """One request through Django's async test client: an ASGI scope, one entry per header line."""
         lines = [(b"host", b"testserver")] + [
             (name.lower().encode("latin-1"), value.encode("latin-1"))
             for name, value in harness.header_list(headers, cookies)
         ]
-        scope = {"method": method, "path": self.prefix + path, "query_string": "", "headers": lines}
-        with override_settings(CLERK_AUTH=self.auth):
+        scope: dict[str, Any] = {
+            "method": method,
+            "path": self.prefix + path,
+            "query_string": "",
+            "headers": lines,
+        }
+        if body is not None:  # what AsyncRequestFactory.generic does with a body
+            lines.append((b"content-length", str(len(body)).encode("ascii")))
+            scope["_body_file"] = FakePayload(body)
+        secrets = list(harness.WEBHOOK_SECRETS)
+        with override_settings(CLERK_AUTH=self.auth, CLERK_WEBHOOK_SIGNING_SECRET=secrets):
             response = self.loop.run_until_complete(self.client.request(**scope))
         return result_of(response)
 

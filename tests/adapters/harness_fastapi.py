@@ -19,7 +19,7 @@ def load_example() -> ModuleType:
 
 def build_app(auth: ClerkAuth) -> FastAPI:
     """The example's app (both forms of the table, and its own routes) on ``auth``."""
-    app: FastAPI = load_example().create_app(auth)
+    app: FastAPI = load_example().create_app(auth, webhook_secret=list(harness.WEBHOOK_SECRETS))
     return app
 
 

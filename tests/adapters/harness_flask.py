@@ -36,9 +36,12 @@ class FlaskHarness:
         *,
         headers: harness.Headers | None = None,
         cookies: dict[str, str] | None = None,
+        body: bytes | None = None,
     ) -> Result:
         """One request through Flask's test client (werkzeug folds repeated headers, as gunicorn does)."""
-        response = self.client.open(path, method=method, headers=harness.header_list(headers, cookies))
+        response = self.client.open(
+            path, method=method, headers=harness.header_list(headers, cookies), data=body
+        )
         return Result(
             status=response.status_code,
             headers={k.lower(): v for k, v in response.headers.items()},
@@ -48,4 +51,4 @@ class FlaskHarness:
 
 def make_harness(auth: ClerkAuth) -> FlaskHarness:
     """The Flask harness on ``auth``."""
-    return FlaskHarness(example.create_app(auth))
+    return FlaskHarness(example.create_app(auth, webhook_secret=list(harness.WEBHOOK_SECRETS)))

@@ -20,7 +20,7 @@ def load_example() -> ModuleType:
 
 def build_app(auth: ClerkAuth) -> Litestar:
     """The example's app (the table's routes and its own) on ``auth``."""
-    app: Litestar = load_example().create_app(auth)
+    app: Litestar = load_example().create_app(auth, webhook_secret=list(harness.WEBHOOK_SECRETS))
     return app
 
 
@@ -40,8 +40,11 @@ class LitestarHarness:
         *,
         headers: harness.Headers | None = None,
         cookies: dict[str, str] | None = None,
+        body: bytes | None = None,
     ) -> Result:
-        response = self.client.request(method, path, headers=harness.header_list(headers, cookies))
+        response = self.client.request(
+            method, path, headers=harness.header_list(headers, cookies), content=body
+        )
         return Result(
             status=response.status_code,
             headers={k.lower(): v for k, v in response.headers.items()},

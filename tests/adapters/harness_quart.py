@@ -45,13 +45,14 @@ class QuartHarness:
         *,
         headers: harness.Headers | None = None,
         cookies: dict[str, str] | None = None,
+        body: bytes | None = None,
     ) -> Result:
         """Send one request through Quart's test client (repeated header lines kept)."""
         sent = Headers(harness.header_list(headers, cookies))
-        return self.loop.run_until_complete(self._request(method, path, sent))
+        return self.loop.run_until_complete(self._request(method, path, sent, body))
 
-    async def _request(self, method: str, path: str, headers: Headers) -> Result:
-        response = await self.client.open(path, method=method, headers=headers)
+    async def _request(self, method: str, path: str, headers: Headers, body: bytes | None) -> Result:
+        response = await self.client.open(path, method=method, headers=headers, data=body)
         body = await response.get_data()
         return Result(
             status=response.status_code,
@@ -69,4 +70,4 @@ class QuartHarness:
 
 def make_harness(auth: ClerkAuth) -> QuartHarness:
     """The Quart harness on ``auth``."""
-    return QuartHarness(example.create_app(auth))
+    return QuartHarness(example.create_app(auth, webhook_secret=list(harness.WEBHOOK_SECRETS)))

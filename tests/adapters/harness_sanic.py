@@ -32,7 +32,9 @@ def load_example() -> ModuleType:
 def build_app(auth: ClerkAuth, name: str | None = None) -> Sanic[Any, Any]:
     """The example's app on ``auth``, under a fresh name (Sanic app names are process-unique)."""
     Sanic.test_mode = True  # allows many apps per process
-    app: Sanic[Any, Any] = load_example().create_app(auth, name or f"clerkguard_table_{next(_names)}")
+    app: Sanic[Any, Any] = load_example().create_app(
+        auth, name or f"clerkguard_table_{next(_names)}", webhook_secret=list(harness.WEBHOOK_SECRETS)
+    )
     return app
 
 
@@ -53,10 +55,11 @@ class SanicHarness:
         *,
         headers: harness.Headers | None = None,
         cookies: dict[str, str] | None = None,
+        body: bytes | None = None,
     ) -> Result:
         all_headers = harness.header_list(headers, cookies)
         _, response = self.loop.run_until_complete(
-            self.client.request(method, path, headers=all_headers, gather_request=False)
+            self.client.request(method, path, headers=all_headers, content=body, gather_request=False)
         )
         return Result(
             status=response.status_code,

@@ -20,7 +20,7 @@ def load_example() -> ModuleType:
 
 def build_app(auth: ClerkAuth) -> Starlette:
     """The example's app (the table's routes and its own) on ``auth``."""
-    app: Starlette = load_example().create_app(auth)
+    app: Starlette = load_example().create_app(auth, webhook_secret=list(harness.WEBHOOK_SECRETS))
     return app
 
 
@@ -45,9 +45,10 @@ class StarletteHarness:
         *,
         headers: harness.Headers | None = None,
         cookies: dict[str, str] | None = None,
+        body: bytes | None = None,
     ) -> Result:
         response = self.client.request(
-            method, self.prefix + path, headers=harness.header_list(headers, cookies)
+            method, self.prefix + path, headers=harness.header_list(headers, cookies), content=body
         )
         return Result(
             status=response.status_code,

@@ -25,6 +25,7 @@ from .table import CASES, mint_tokens
 from .test_django import error_of
 from .test_litestar_sanic_e2e import HTTPHarness, Server, free_port, serve, wait_until
 from .test_table import assert_answer, send
+from .test_webhook_table import run_webhook_table
 
 pytest.importorskip("django")
 pytest.importorskip("rest_framework")
@@ -79,6 +80,10 @@ def exercise(server: Server, issuer: LocalIssuer) -> None:
                 assert_answer(case, send(variant, case, tokens))
     # Unknown kids and forgeries in the table are held to the refetch cooldown.
     assert issuer.request_count <= 2
+    # Clerk webhooks over HTTP, every variant: CsrfViewMiddleware is on, the
+    # webhook view is csrf_exempt; the secret comes from the environment.
+    for prefix in PREFIXES:
+        run_webhook_table(HTTPHarness(server.url + prefix))
 
     member = issuer.mint(user_id="user_m", org_role="member", permissions=["org:reports:read"])
     bearer = {"Authorization": f"Bearer {member}"}

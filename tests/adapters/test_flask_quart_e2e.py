@@ -22,6 +22,7 @@ from clerkguard.testing import LocalIssuer
 from .table import CASES, mint_tokens
 from .test_litestar_sanic_e2e import HTTPHarness, Server, free_port, serve, wait_until
 from .test_table import assert_answer, send
+from .test_webhook_table import run_webhook_table
 
 
 @pytest.fixture
@@ -70,6 +71,8 @@ def exercise(server: Server, issuer: LocalIssuer) -> HTTPHarness:
             assert_answer(case, send(http, case, tokens))
     # Unknown kids and forgeries in the table are held to the refetch cooldown.
     assert issuer.request_count <= 2
+    # Clerk webhooks through the real server: raw bodies, the secrets from the environment.
+    run_webhook_table(http)
     return http
 
 

@@ -5,7 +5,8 @@ with two worker processes), configured only through ``CLERK_*`` variables
 that point at a :class:`~clerkguard.testing.LocalIssuer` on loopback. The
 test checks that startup fetches the keys once per worker, that many
 requests fetch nothing more, that a key rotation to a new kid costs at most
-one refetch per worker, and then runs the shared request table over HTTP.
+one refetch per worker, and then runs the shared request table (and its
+webhook section) over HTTP.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ import pytest
 from clerkguard.testing import LocalIssuer
 
 from .conftest import table_env
-from .harness import Headers, Result, header_list
+from .harness import WEBHOOK_SECRETS, Headers, Result, header_list
 from .table import CASES, mint_tokens
 from .test_table import assert_answer, send
+from .test_webhook_table import run_webhook_table
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Bound on server startup; far above the ~2-4 s it takes on a busy 2-core box.
@@ -94,6 +96,7 @@ class Server:
 def serve(command: list[str], issuer: LocalIssuer, port: int) -> Iterator[Server]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLERK_")}
     env.update(table_env(issuer))
+    env["CLERK_WEBHOOK_SIGNING_SECRET"] = ", ".join(WEBHOOK_SECRETS)  # a rotation, as one variable
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     server = Server(command, env, port)
     try:
@@ -122,9 +125,10 @@ class HTTPHarness:
         *,
         headers: Headers | None = None,
         cookies: dict[str, str] | None = None,
+        body: bytes | None = None,
     ) -> Result:
         # httpx sends repeated names as separate header lines, over a real socket.
-        response = self.client.request(method, path, headers=header_list(headers, cookies))
+        response = self.client.request(method, path, headers=header_list(headers, cookies), content=body)
         return Result(
             status=response.status_code,
             headers={k.lower(): v for k, v in response.headers.items()},
@@ -169,6 +173,8 @@ def exercise(server: Server, issuer: LocalIssuer, workers: int) -> HTTPHarness:
             assert_answer(case, send(http, case, tokens))
     # Unknown kids and forgeries in the table were held to the refetch cooldown.
     assert issuer.request_count <= 2 * workers
+    # Clerk webhooks through the real server: raw bodies, the secrets from the environment.
+    run_webhook_table(http, workers)
     return http
 
 

@@ -24,8 +24,9 @@ Rules for everyone writing docs (every page is covered automatically):
 * Functions named ``test_*`` that a page defines are then called, with their
   arguments filled by name from the fixtures a user has: those of
   clerkguard's pytest plugin (``clerk_issuer``, ``clerk_auth``,
-  ``clerk_token``, ``clerk_env``, with their per-test semantics: faults reset,
-  a fresh ``clerk_auth``, the environment undone) and pytest's ``tmp_path``
+  ``clerk_token``, ``clerk_env``, ``clerk_webhook_signer``, with their
+  per-test semantics: faults reset, a fresh ``clerk_auth``, the environment
+  undone) and pytest's ``tmp_path``
   and ``monkeypatch``; ``async def`` tests are awaited. A test shown in the
   docs therefore really passes, and passes for a user.
 * Opt-out, rare: an HTML comment on the line(s) right before the fence,
@@ -58,7 +59,7 @@ from typing import Any
 
 import pytest
 
-from clerkguard.testing import Fault, LocalIssuer
+from clerkguard.testing import Fault, LocalIssuer, WebhookSigner
 
 REPO = Path(__file__).resolve().parents[2]
 SKIP = re.compile(r"<!--\s*skip-sample\b.*?-->")
@@ -217,12 +218,18 @@ def user_fixtures(fixtures: dict[str, Any]) -> Iterator[dict[str, Any]]:
                 env.setenv(name, value)
             return issuer.env()
 
+        def clerk_webhook_signer() -> WebhookSigner:
+            signer = WebhookSigner()
+            env.setenv("CLERK_WEBHOOK_SIGNING_SECRET", signer.secret)
+            return signer
+
         try:
             yield {
                 "clerk_issuer": issuer,
                 "clerk_auth": auth,
                 "clerk_token": lambda **options: issuer.mint(**options),
                 "clerk_env": clerk_env,  # called only when asked for, as a fixture would be
+                "clerk_webhook_signer": clerk_webhook_signer,  # likewise: it sets an env variable
                 "tmp_path": fixtures["tmp_path"],
                 "monkeypatch": fixtures["monkeypatch"],
             }
@@ -242,7 +249,8 @@ def _call_test(
             "(see the top of tests/docs/test_samples.py)"
         )
     with user_fixtures(fixtures) as values:
-        arguments = {p: values[p]() if p == "clerk_env" else values[p] for p in parameters}
+        lazy = ("clerk_env", "clerk_webhook_signer")
+        arguments = {p: values[p]() if p in lazy else values[p] for p in parameters}
         result = function(**arguments)
         if inspect.isawaitable(result):
             loop.run_until_complete(result)
