@@ -29,14 +29,14 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpcore
 import httpx
 
 from ._core.keys import MAX_JWKS_BYTES, KeySet, parse_jwks
+from .config import safe_url
 
-__all__ = ["FetchControl", "FetchError", "fetch_jwks_async", "fetch_jwks_sync"]
+__all__ = ["FetchControl", "FetchError", "fetch_jwks_async", "fetch_jwks_sync", "safe_url"]
 
 _ssl_lock = threading.Lock()
 _ssl_context: ssl.SSLContext | None = None
@@ -357,16 +357,6 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, (httpx.HTTPError, httpcore.NetworkError, httpcore.ProtocolError)):
         return "connection error"
     return f"unexpected error ({type(exc).__name__})"
-
-
-def safe_url(url: str) -> str:
-    """``url`` without credentials, query or fragment (for logs)."""
-    try:
-        parts = urlsplit(url)
-        port = f":{parts.port}" if parts.port else ""
-        return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
-    except ValueError:
-        return "<invalid url>"
 
 
 # httpx logs every request's full URL at INFO ("HTTP Request: GET <url> ...");

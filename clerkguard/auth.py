@@ -29,6 +29,7 @@ from .config import (
     env_value,
     parse_publishable_key,
     parties,
+    safe_url,
     seconds,
     validate_url,
 )
@@ -313,7 +314,8 @@ class ClerkAuth:
         await self.aclose()
 
     def __repr__(self) -> str:
-        source = "jwt_key" if self.jwks_uri is None else self.jwks_uri
+        # Error reporters record the repr of locals: no credentials or query in it.
+        source = "jwt_key" if self.jwks_uri is None else safe_url(self.jwks_uri)
         return f"ClerkAuth(name={self.name!r}, issuer={self.issuer!r}, keys={source!r})"
 
 

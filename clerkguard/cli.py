@@ -40,7 +40,7 @@ from types import FrameType
 from typing import IO, Any, NoReturn
 
 from . import __version__
-from .config import env_value
+from .config import env_value, safe_url
 from .errors import AuthError, ConfigurationError
 
 __all__ = [
@@ -494,21 +494,23 @@ def _cmd_jwks(args: argparse.Namespace) -> int:
         else:
             _out(f"no JWKS: keys come from the configured PEM public key (jwt_key, {bits} bits)")
         return EXIT_OK
+    # Shown everywhere below without credentials or query (`?api_key=...`).
+    shown = safe_url(url)
     try:
         data = _fetch_document(url, _jwks_headers(args), args.timeout)
     except _Failure as failure:
         if args.json:
-            _out(json.dumps({"jwks_uri": url, "keys": [], "error": str(failure)}, indent=2))
+            _out(json.dumps({"jwks_uri": shown, "keys": [], "error": str(failure)}, indent=2))
         else:
-            _err(f"{'UNAVAILABLE' if failure.code == EXIT_UNAVAILABLE else 'INVALID'}: {url}: {failure}")
+            _err(f"{'UNAVAILABLE' if failure.code == EXIT_UNAVAILABLE else 'INVALID'}: {shown}: {failure}")
         return failure.code
     rows, error = explain_jwks(data)
     code = EXIT_OK if any(r["status"] == "usable" for r in rows) else EXIT_INVALID
     if args.json:
-        _out(json.dumps({"jwks_uri": url, "keys": rows, "error": error}, indent=2))
+        _out(json.dumps({"jwks_uri": shown, "keys": rows, "error": error}, indent=2))
         return code
     good = sum(r["status"] == "usable" for r in rows)
-    _out(f"JWKS {url}: {len(rows)} key{'s' * (len(rows) != 1)}, {good} usable")
+    _out(f"JWKS {shown}: {len(rows)} key{'s' * (len(rows) != 1)}, {good} usable")
     table = [("KID", "TYPE", "BITS", "STATUS", "WHY")]
     for r in rows:
         bits = str(r["bits"]) if r["bits"] is not None else "-"
