@@ -54,7 +54,7 @@ from joserfc.jwk import RSAKey
 from ._core.jwks import Decision, JWKSPolicy, JWKSState, Step
 from ._core.keys import KeySet
 from ._http import FetchControl, FetchError, fetch_jwks_async, fetch_jwks_sync
-from ._http import safe_url as _safe_url
+from .config import safe_url as _safe_url
 
 __all__ = ["JWKSStats", "Keyring"]
 
@@ -660,32 +660,19 @@ class Keyring:
             await asyncio.wait({flight.task})
         return True
 
-    def _refresher_main(self) -> None:
-        me = threading.current_thread()
-        try:
-            while not self._closed:
-                self._wakeups += 1
-                # Clear before planning: a fetch landing after the plan sets it again.
-                self._wake.clear()
-                delay, _ = self._refresh_plan()
-                if delay > 0:
-                    self._wake.wait(delay)
-                if self._is_closed():
-                    return
-                self.refresh_sync()
-        finally:
-            with self._lock:
-                self._threads.discard(me)
-                if self._refresher_thread is me:
-                    self._refresher_thread = None
-
     def _ensure_thread_refresher(self) -> None:
         if self._refresher_thread is not None or self._closed or self.url is None:
             return
         with self._lock:
             if self._refresher_thread is not None or self._is_closed():
                 return
-            thread = threading.Thread(target=self._refresher_main, name=f"{self.name}-refresher", daemon=True)
+            wake = self._wake
+            # A weak reference: the refresher must not keep a dropped (never
+            # closed) keyring alive, and it wakes up and ends when it is collected.
+            ref = weakref.ref(self, lambda _: wake.set())
+            thread = threading.Thread(
+                target=_refresher_main, args=(ref, wake), name=f"{self.name}-refresher", daemon=True
+            )
             self._refresher_thread = thread
             self._threads.add(thread)
         try:
@@ -694,22 +681,6 @@ class Keyring:
             with self._lock:
                 self._refresher_thread = None
                 self._threads.discard(thread)
-
-    async def _refresher_coro(self) -> None:
-        while not self._closed:
-            self._wakeups += 1
-            delay, flight = self._refresh_plan()
-            if flight is not None:
-                waiter = flight.async_waiter()
-                try:
-                    await asyncio.wait({waiter}, timeout=delay)
-                finally:
-                    waiter.cancel()
-            elif delay > 0:
-                await asyncio.sleep(delay)
-            if self._is_closed():
-                return
-            await self.refresh_async()
 
     def _ensure_task_refresher(self, loop: asyncio.AbstractEventLoop) -> None:
         task = self._refresher_task
@@ -720,7 +691,16 @@ class Keyring:
         with self._lock:
             if self._refresher_task is not task:
                 return  # another caller just started one
-            self._refresher_task = loop.create_task(self._refresher_coro(), name=f"{self.name}-refresher")
+            stop: asyncio.Future[None] = loop.create_future()
+
+            def wake(_: object) -> None:
+                try:
+                    loop.call_soon_threadsafe(_resolve, stop)
+                except RuntimeError:  # that loop is closed: the task is gone with it
+                    pass
+
+            ref = weakref.ref(self, wake)
+            self._refresher_task = loop.create_task(_refresher_coro(ref, stop), name=f"{self.name}-refresher")
 
     def start_async_refresher(self) -> None:
         """Start the async refresher in the running loop (adapters' startup hooks).
@@ -802,3 +782,63 @@ class Keyring:
         deadline = time.monotonic() + self.policy.http_timeout + 1.0
         while self._live_threads() and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
+
+
+# -- refreshers ------------------------------------------------------------------------
+# Module functions holding only a weak reference, dropped while they sleep: a
+# bound method as a thread target (or a coroutine of one) would keep a dropped
+# keyring, and its refresher, alive forever. The weakref's callback wakes them.
+
+
+def _refresher_main(ref: weakref.ref[Keyring], wake: threading.Event) -> None:
+    me = threading.current_thread()
+    try:
+        while True:
+            keyring = ref()
+            if keyring is None or keyring._is_closed():
+                return
+            keyring._wakeups += 1
+            # Clear before planning: a fetch landing after the plan sets it again.
+            wake.clear()
+            delay, _ = keyring._refresh_plan()
+            del keyring
+            if delay > 0:
+                wake.wait(delay)
+            keyring = ref()
+            if keyring is None or keyring._is_closed():
+                return
+            keyring.refresh_sync()
+            del keyring
+    finally:
+        keyring = ref()
+        if keyring is not None:
+            with keyring._lock:
+                keyring._threads.discard(me)
+                if keyring._refresher_thread is me:
+                    keyring._refresher_thread = None
+
+
+async def _refresher_coro(ref: weakref.ref[Keyring], stop: asyncio.Future[None]) -> None:
+    try:
+        while True:
+            keyring = ref()
+            if keyring is None or keyring._is_closed():
+                return
+            keyring._wakeups += 1
+            delay, flight = keyring._refresh_plan()
+            del keyring
+            waiter = flight.async_waiter() if flight is not None else None
+            try:
+                if waiter is not None or delay > 0:
+                    await asyncio.wait({stop} if waiter is None else {stop, waiter}, timeout=delay)
+            finally:
+                if waiter is not None:
+                    waiter.cancel()
+            keyring = ref()
+            if keyring is None or keyring._is_closed():
+                return
+            refresh = keyring.refresh_async()
+            del keyring
+            await refresh
+    finally:
+        stop.cancel()
