@@ -9,6 +9,7 @@ from typing import Any
 
 from typing_extensions import Self
 
+from ._cache import BoundedCache, charge
 from ._core.jwks import Decision, JWKSPolicy, Step
 from ._core.keys import key_from_pem
 from ._core.token import (
@@ -70,6 +71,8 @@ class ClerkAuth:
         clock: ``() -> Unix seconds`` for claim times; default ``time.time``.
         allow_pending_sessions: Accept ``sts: "pending"`` sessions.
         token_cache_size: Verified tokens remembered (0 disables the cache).
+        token_cache_bytes: Memory budget of that cache in bytes (default
+            64 MiB; see the worst case in docs/keys-and-outages.md).
         transport: An ``httpx`` transport for JWKS requests (tests:
             [`clerkguard.testing.LocalIssuer.mock_transport`][clerkguard.testing.LocalIssuer.mock_transport]).
         env: Where defaults are read from (default ``os.environ``).
@@ -95,6 +98,7 @@ class ClerkAuth:
         jwks_max_stale: float = 86400.0,
         allow_pending_sessions: bool = False,
         token_cache_size: int = 10_000,
+        token_cache_bytes: int = 64 * 2**20,
         transport: Any = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
@@ -123,6 +127,12 @@ class ClerkAuth:
             or token_cache_size < 0
         ):
             raise config_error("token_cache_size", "must be a non-negative integer")
+        if (
+            isinstance(token_cache_bytes, bool)
+            or not isinstance(token_cache_bytes, int)
+            or token_cache_bytes < 0
+        ):
+            raise config_error("token_cache_bytes", "must be a non-negative integer (bytes)")
 
         self.name = name
         self.authorize = authorize
@@ -172,9 +182,11 @@ class ClerkAuth:
             self.issuer, self.authorized_parties, self.clock_skew, allow_pending_sessions
         )
         self._headers_cache = HeaderCache()
-        # token -> (session, exp, earliest valid instant: max(iat, nbf), key generation)
-        self._cache: dict[str, tuple[Session, float, float, int, float]] = {}
-        self._cache_size = token_cache_size
+        # token -> (session, exp, earliest valid instant: max(iat, nbf), key generation,
+        # keys usable until), bounded in entries and in bytes.
+        self._cache: BoundedCache[tuple[Session, float, float, int, float]] = BoundedCache(
+            token_cache_size, token_cache_bytes
+        )
         self.keyring = Keyring(
             url=resolved_uri,
             headers=headers,
@@ -186,10 +198,10 @@ class ClerkAuth:
 
     # -- verification --------------------------------------------------------------
     def _cached(self, token: str) -> Session | None:
-        entry = self._cache.get(token)
-        if entry is None:
+        found = self._cache.entries.get(token)
+        if found is None:
             return None
-        session, exp, active_from, generation, keys_until = entry
+        session, exp, active_from, generation, keys_until = found[0]
         now = self.clock()
         # exp, and nbf/iat too: a clock stepped back must not revive a token early.
         # The keys that verified it must still be usable (jwks_max_stale).
@@ -199,23 +211,19 @@ class ClerkAuth:
             or active_from > now + self.clock_skew
             or time.monotonic() > keys_until
         ):
-            self._cache.pop(token, None)
+            self._cache.discard(token)
             return None
         return session
 
-    def _remember(self, token: str, session: Session, nbf: Any, generation: int) -> None:
-        if self._cache_size == 0:
+    def _remember(self, token: str, session: Session, claims: dict[str, Any], generation: int) -> None:
+        if self._cache.max_entries == 0:
             return
-        cache = self._cache
-        if len(cache) >= self._cache_size:
-            try:  # drop the oldest entry (dicts keep insertion order)
-                del cache[next(iter(cache))]
-            except (StopIteration, KeyError, RuntimeError):
-                cache.clear()
         # nbf is a number when present (checked before).
+        nbf = claims.get("nbf")
         active_from = session.issued_at if nbf is None else max(session.issued_at, nbf)
         keys_until = self.keyring.usable_until()
-        cache[token] = (session, float(session.expires_at), float(active_from), generation, keys_until)
+        entry = (session, float(session.expires_at), float(active_from), generation, keys_until)
+        self._cache.put(token, entry, charge(token, claims))
 
     def _key_rejected(
         self, decision: Decision, retry_of_bad_signature: bool
@@ -234,7 +242,7 @@ class ClerkAuth:
             session = Session._own(claims)
         except Exception:  # defensive: claim types were checked, but never 500
             raise NotAuthenticated("token-invalid-claims", "the token claims are malformed") from None
-        self._remember(token, session, claims.get("nbf"), generation)
+        self._remember(token, session, claims, generation)
         return session
 
     def verify(self, token: str) -> Session:
