@@ -728,7 +728,8 @@ async def _refresher_coro(ref: weakref.ref[Keyring], stop: asyncio.Future[None])
             waiter = flight.async_waiter() if flight is not None else None
             try:
                 if waiter is not None or delay > 0:
-                    await asyncio.wait({stop} if waiter is None else {stop, waiter}, timeout=delay)
+                    wanted = {stop} if waiter is None else {stop, waiter}
+                    await asyncio.wait(wanted, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 if waiter is not None:
                     waiter.cancel()
