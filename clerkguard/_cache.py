@@ -1,12 +1,12 @@
 """A bounded map of verified results, capped in entries *and* in bytes.
 
 Used for verified session tokens and for Backend API answers about opaque
-machine tokens (each :class:`~clerkguard.ClerkAuth` has its own instances).
+machine tokens (each [`ClerkAuth`][clerkguard.ClerkAuth] has its own instances).
 Reads are lock-free dictionary lookups (the hot path of a repeated token);
 inserts, removals and clears take a lock so the byte count stays exact.
 When full, the oldest entries go first (dicts keep insertion order).
 
-Each entry is charged a size in bytes by the caller: see :func:`charge` for
+Each entry is charged a size in bytes by the caller: see `charge` for
 the estimate used for token-keyed entries.
 """
 

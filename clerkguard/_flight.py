@@ -1,6 +1,6 @@
 """Single-flight for threads and tasks together: one operation in progress, joined by all.
 
-A :class:`Flight` is one operation in progress (a JWKS fetch, a Backend API
+A `Flight` is one operation in progress (a JWKS fetch, a Backend API
 call). Sync callers wait on its ``threading.Event``; async callers await a
 future that the flight resolves thread-safely on *their own* loop. So
 threads and tasks, on any number of event loops, join the same operation.
@@ -9,8 +9,8 @@ Waits are bounded by a deadline, however the operation behaves. An operation
 run by a task whose event loop has stopped or closed can never finish:
 waiters notice (they poll that loop while they wait) and abandon it.
 
-:class:`SingleFlight` is the keyed form (one flight per key: a token, a user
-id). The JWKS :class:`~clerkguard._keyring.Keyring` drives bare flights
+`SingleFlight` is the keyed form (one flight per key: a token, a user
+id). The JWKS `Keyring` drives bare flights
 itself, because its state machine decides when a fetch starts.
 """
 
@@ -48,7 +48,7 @@ class Flight:
         self.control: FetchControl | None = None
         #: Set (under the owner's lock) when the outcome has been recorded.
         self.finished = False
-        #: The outcome, for owners that keep it on the flight (:class:`SingleFlight`).
+        #: The outcome, for owners that keep it on the flight (`SingleFlight`).
         self.result: Any = None
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._lock = threading.Lock()

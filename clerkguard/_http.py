@@ -1,11 +1,11 @@
 """The hardened HTTP request every clerkguard fetch uses (JWKS, Backend API, CLI).
 
-One request rule set, two I/O shells: :func:`request_sync` on
-``httpx.Client`` and :func:`request_async` on ``httpx.AsyncClient``. They
+One request rule set, two I/O shells: `request_sync` on
+``httpx.Client`` and `request_async` on ``httpx.AsyncClient``. They
 share every rule (allowed statuses, no redirects, size cap, decompression,
 deadline, no proxies or ``.netrc``, credential-free log lines) through
-:func:`_check_response` and :class:`_BodyReader`; only the I/O calls differ.
-Every failure is a :class:`FetchError` whose message is a short fixed phrase
+`_check_response` and `_BodyReader`; only the I/O calls differ.
+Every failure is a `FetchError` whose message is a short fixed phrase
 (never a body, a header or a URL with its credentials).
 
 ``http_timeout`` bounds the *whole* fetch, not each read: httpx timeouts apply
@@ -93,7 +93,7 @@ class HTTPRequest:
         content: Request body bytes, if any.
         max_bytes: Largest body read, after decompression.
         accept: Statuses whose body is read and returned; any other status is
-            a :class:`FetchError` (3xx: "redirect (not followed)").
+            a `FetchError` (3xx: "redirect (not followed)").
     """
 
     method: str
@@ -472,7 +472,7 @@ def request_sync(request: HTTPRequest, control: FetchControl, transport: Any = N
 
 
 async def request_async(request: HTTPRequest, timeout: float, transport: Any = None) -> HTTPResponse:
-    """Send ``request`` with an async client (same rules as :func:`request_sync`).
+    """Send ``request`` with an async client (same rules as `request_sync`).
 
     The caller bounds the whole call with ``asyncio.wait_for``; ``timeout``
     also caps each network operation and the body reading.
@@ -517,12 +517,12 @@ def _keyset(response: HTTPResponse) -> KeySet:
 def fetch_jwks_sync(
     url: str, headers: Mapping[str, str], control: FetchControl, transport: Any = None
 ) -> KeySet:
-    """GET and parse a JWKS document within ``control.deadline`` (:func:`request_sync`)."""
+    """GET and parse a JWKS document within ``control.deadline`` (`request_sync`)."""
     return _keyset(request_sync(HTTPRequest("GET", url, headers), control, transport))
 
 
 async def fetch_jwks_async(
     url: str, headers: Mapping[str, str], timeout: float, transport: Any = None
 ) -> KeySet:
-    """GET and parse a JWKS document (:func:`request_async`)."""
+    """GET and parse a JWKS document (`request_async`)."""
     return _keyset(await request_async(HTTPRequest("GET", url, headers), timeout, transport))

@@ -3,15 +3,15 @@
 One `Keyring` per [`ClerkAuth`][clerkguard.ClerkAuth]. Every decision is the
 state machine's; this module only runs what it asks for:
 
-* **One fetch at a time.** A fetch is a :class:`~clerkguard._flight.Flight`,
+* **One fetch at a time.** A fetch is a `Flight`,
   joined by threads and tasks (on any number of loops) alike, so a cold
   start hit by both at once makes one request. The lock is held only around
   state-machine calls, never during I/O. The request itself is
-  :mod:`clerkguard._http`'s hardened one.
+  `clerkguard._http`'s hardened one.
 * **Bounded waits.** A waiter gives up after ``http_timeout`` (503), however
   the fetch behaves, and abandons a fetch whose event loop died
-  (:func:`~clerkguard._flight.wait_sync` / :func:`~clerkguard._flight.wait_async`).
-* **The flight always lands.** Every fetch path ends in :meth:`Keyring._finish`
+  (`wait_sync` / `wait_async`).
+* **The flight always lands.** Every fetch path ends in `Keyring._finish`
   through ``finally`` (threads), ``finally`` plus a done-callback (tasks: a
   task cancelled before its first step never enters its ``try``), so waiters
   are released and the state leaves "in flight" whatever happens.

@@ -31,6 +31,7 @@ ENV_VARS: Mapping[str, str] = {
     "api_url": "CLERK_API_URL",
     "issuer": "CLERK_ISSUER",
     "authorized_parties": "CLERK_AUTHORIZED_PARTIES",
+    "machine_secret_key": "CLERK_MACHINE_SECRET_KEY",
 }
 """Option name -> the environment variable it defaults from (a blank value counts as unset)."""
 
