@@ -48,15 +48,15 @@ M2M_TOKEN: Final = "m2m_token"
 OAUTH_TOKEN: Final = "oauth_token"
 API_KEY: Final = "api_key"
 #: Every kind, in Clerk's order.
-KINDS: frozenset[str] = frozenset({SESSION_TOKEN, M2M_TOKEN, OAUTH_TOKEN, API_KEY})
+KINDS: frozenset[TokenType] = frozenset({SESSION_TOKEN, M2M_TOKEN, OAUTH_TOKEN, API_KEY})
 #: The kinds read from the ``Authorization: Bearer`` header only.
 MACHINE_KINDS: frozenset[str] = frozenset({M2M_TOKEN, OAUTH_TOKEN, API_KEY})
 
 #: Opaque-token prefixes (Clerk's ``M2M_TOKEN_PREFIX`` & co.).
 OPAQUE_PREFIXES: Mapping[str, str] = MappingProxyType({"mt_": M2M_TOKEN, "oat_": OAUTH_TOKEN, "ak_": API_KEY})
 
-_SESSION_ONLY = frozenset({SESSION_TOKEN})
-_known: dict[object, frozenset[str]] = {
+_SESSION_ONLY: frozenset[TokenType] = frozenset({SESSION_TOKEN})
+_known: dict[object, frozenset[TokenType]] = {
     SESSION_TOKEN: _SESSION_ONLY,
     M2M_TOKEN: frozenset({M2M_TOKEN}),
     OAUTH_TOKEN: frozenset({OAUTH_TOKEN}),
@@ -65,7 +65,7 @@ _known: dict[object, frozenset[str]] = {
 }
 
 
-def accepted_kinds(accepts_token: object) -> frozenset[str]:
+def accepted_kinds(accepts_token: object) -> frozenset[TokenType]:
     """Normalise an ``accepts_token`` value into a set of kinds.
 
     Raises:
@@ -80,10 +80,10 @@ def accepted_kinds(accepts_token: object) -> frozenset[str]:
             )
         return found
     if isinstance(accepts_token, frozenset) and accepts_token and accepts_token <= KINDS:
-        return accepts_token
+        return accepts_token  # already normalised (guards pass theirs on every request)
     if not isinstance(accepts_token, Iterable) or isinstance(accepts_token, (bytes, Mapping)):
         raise ConfigurationError("accepts_token: must be a kind, a list of kinds, or 'any'")
-    kinds: set[str] = set()
+    kinds: set[TokenType] = set()
     for item in accepts_token:
         if not isinstance(item, str) or item == "any":
             raise ConfigurationError("accepts_token: a list may only hold kinds (not 'any')")
@@ -294,6 +294,16 @@ class MachineCredential:
         return self.subject if self.subject.startswith("org_") else None
 
     @property
+    def org_role(self) -> None:
+        """Always ``None``: a machine credential has no organization role (as a session may)."""
+        return None
+
+    @property
+    def org_permissions(self) -> tuple[str, ...]:
+        """Always empty: a machine credential has no organization permissions."""
+        return ()
+
+    @property
     def machine_id(self) -> str | None:
         """The subject when it is a machine (``mch_...``): M2M tokens."""
         return self.subject if self.subject.startswith("mch_") else None
@@ -310,7 +320,7 @@ class MachineCredential:
     ) -> bool:
         """``has(scope="read:orders")``: the credential was granted that scope.
 
-        The other keywords mirror :meth:`Session.has <clerkguard.Session.has>`
+        The other keywords mirror [`Session.has`][clerkguard.Session.has]
         so the same rules can be applied to either; a machine credential has
         no role, permission, feature, plan or reverification, so asking for
         any of them is False (deny). With no keyword at all: False.
