@@ -350,6 +350,13 @@ def build_rows(
 
         return asyncio.run(run())
 
+    # JWT M2M tokens, as many as the session tokens: verified locally, same keys.
+    m2m_batches = _batches([issuer.mint_m2m(scopes=["mch_b"]) for _ in tokens], settings.batch)
+
+    def cold_m2m() -> list[float]:
+        with fresh_auth() as auth:
+            return time_sync(lambda token: auth.verify(token, accepts_token="m2m_token"), m2m_batches)
+
     repeat_auth = fresh_auth()
     repeat_auth.verify(tokens[0])
 
@@ -370,6 +377,7 @@ def build_rows(
         Row("clerkguard verify, repeated", repeated_sync, REPEAT_TARGET),
         Row("clerkguard averify, cold", cold_async, COLD_TARGET),
         Row("clerkguard averify, repeated", repeated_async, REPEAT_TARGET),
+        Row("clerkguard verify, JWT M2M, cold", cold_m2m, COLD_TARGET),
     ]
     for peer in peers:
         rows.append(Row(peer.name, _peer_measure(peer.verify, cold_batches)))

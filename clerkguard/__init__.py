@@ -1,4 +1,4 @@
-"""clerkguard: Clerk session-token verification and route guards.
+"""clerkguard: Clerk session-token (and machine-token) verification and route guards.
 
 Core names only; framework integrations live in ``clerkguard.flask``,
 ``clerkguard.quart``, ``clerkguard.litestar`` and ``clerkguard.sanic`` and are
@@ -7,6 +7,7 @@ never imported from here.
 
 from __future__ import annotations
 
+from ._backend import BackendUnavailable
 from ._keyring import JWKSStats
 from .auth import Authorize, ClerkAuth
 from .errors import (
@@ -19,23 +20,28 @@ from .errors import (
     NotAuthenticated,
     WebhookError,
 )
+from .machine import AcceptsToken, MachineCredential, TokenType
 from .session import Reverification, Session
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AcceptsToken",
     "AuthError",
     "Authorize",
+    "BackendUnavailable",
     "ClerkAuth",
     "ClerkGuardError",
     "ConfigurationError",
     "Forbidden",
     "JWKSStats",
     "KeysUnavailable",
+    "MachineCredential",
     "MissingDependencyError",
     "NotAuthenticated",
     "Reverification",
     "Session",
     "WebhookError",
+    "TokenType",
     "__version__",
 ]

@@ -1,7 +1,12 @@
-"""The two JWKS fetchers: one on ``httpx.Client``, one on ``httpx.AsyncClient``.
+"""The hardened HTTP request every clerkguard fetch uses (JWKS, Backend API, CLI).
 
-They share every rule (status, redirects, size cap, decompression, deadline)
-through `_check_response` and `_BodyReader`; only the I/O calls differ.
+One request rule set, two I/O shells: `request_sync` on
+``httpx.Client`` and `request_async` on ``httpx.AsyncClient``. They
+share every rule (allowed statuses, no redirects, size cap, decompression,
+deadline, no proxies or ``.netrc``, credential-free log lines) through
+`_check_response` and `_BodyReader`; only the I/O calls differ.
+Every failure is a `FetchError` whose message is a short fixed phrase
+(never a body, a header or a URL with its credentials).
 
 ``http_timeout`` bounds the *whole* fetch, not each read: httpx timeouts apply
 per operation, so a server that drips one byte a second would hold a plain
@@ -28,15 +33,26 @@ import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpcore
 import httpx
 
 from ._core.keys import MAX_JWKS_BYTES, KeySet, parse_jwks
+from .config import safe_url
 
-__all__ = ["FetchControl", "FetchError", "fetch_jwks_async", "fetch_jwks_sync"]
+__all__ = [
+    "FetchControl",
+    "FetchError",
+    "HTTPRequest",
+    "HTTPResponse",
+    "fetch_jwks_async",
+    "fetch_jwks_sync",
+    "request_async",
+    "request_sync",
+    "safe_url",
+]
 
 _ssl_lock = threading.Lock()
 _ssl_context: ssl.SSLContext | None = None
@@ -54,7 +70,46 @@ if hasattr(os, "register_at_fork"):
 
 
 class FetchError(Exception):
-    """A JWKS fetch failed; the message is a short, safe reason (never the body)."""
+    """A request failed; the message is a short, safe reason (never the body).
+
+    Attributes:
+        status: The HTTP status when the server answered one that was not
+            accepted (``None`` for network failures, caps, timeouts).
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class HTTPRequest:
+    """One request and the rules its answer must meet.
+
+    Attributes:
+        method: ``GET`` or ``POST``.
+        url: The full URL (``https``, or ``http`` for loopback: checked at configuration).
+        headers: Extra request headers (credentials among them: never logged).
+        content: Request body bytes, if any.
+        max_bytes: Largest body read, after decompression.
+        accept: Statuses whose body is read and returned; any other status is
+            a `FetchError` (3xx: "redirect (not followed)").
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    content: bytes | None = None
+    max_bytes: int = MAX_JWKS_BYTES
+    accept: frozenset[int] = frozenset({200})
+
+
+@dataclass(frozen=True)
+class HTTPResponse:
+    """An accepted answer: its status and its whole (decompressed, capped) body."""
+
+    status: int
+    body: bytes
 
 
 def _tls() -> ssl.SSLContext:
@@ -265,6 +320,10 @@ class _DeadlineTransport(httpx.BaseTransport):
         self._pool.close()
 
 
+def _size_text(limit: int) -> str:
+    return f"{limit // 2**20} MiB" if limit % 2**20 == 0 else f"{limit} bytes"
+
+
 class _BodyReader:
     """Accumulates a response body under the size cap, decompressing itself.
 
@@ -272,8 +331,9 @@ class _BodyReader:
     cap inside one decoder call: each call may produce at most the room left.
     """
 
-    def __init__(self, response: httpx.Response, deadline: float) -> None:
+    def __init__(self, response: httpx.Response, deadline: float, limit: int) -> None:
         self.deadline = deadline
+        self.limit = limit
         self.buf = bytearray()
         enc = response.headers.get("content-encoding", "").strip().lower()
         if response.is_stream_consumed:
@@ -284,14 +344,17 @@ class _BodyReader:
             self._z: Any = None
             # Refuse an announced oversize body before reading a byte of it.
             length = response.headers.get("content-length", "")
-            if length.isascii() and length.isdigit() and int(length) > MAX_JWKS_BYTES:
-                raise FetchError("body larger than 1 MiB")
+            if length.isascii() and length.isdigit() and int(length) > limit:
+                raise self._too_large()
         elif enc in ("gzip", "x-gzip"):
             self._z = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
         elif enc == "deflate":
             self._z = zlib.decompressobj()
         else:
             raise FetchError("unsupported content-encoding")
+
+    def _too_large(self) -> FetchError:
+        return FetchError(f"body larger than {_size_text(self.limit)}")
 
     def feed(self, chunk: bytes) -> None:
         if time.monotonic() > self.deadline:
@@ -300,22 +363,18 @@ class _BodyReader:
             self.buf += chunk
         else:
             try:
-                self.buf += self._z.decompress(chunk, MAX_JWKS_BYTES + 1 - len(self.buf))
+                self.buf += self._z.decompress(chunk, self.limit + 1 - len(self.buf))
             except zlib.error:
                 raise FetchError("corrupt compressed body") from None
             if self._z.unconsumed_tail:
-                raise FetchError("body larger than 1 MiB")
-        if len(self.buf) > MAX_JWKS_BYTES:
-            raise FetchError("body larger than 1 MiB")
+                raise self._too_large()
+        if len(self.buf) > self.limit:
+            raise self._too_large()
 
-    def keyset(self) -> KeySet:
+    def body(self) -> bytes:
         if self._z is not None and not self._z.eof:
             raise FetchError("truncated compressed body")
-        try:
-            return parse_jwks(bytes(self.buf))
-        except ValueError as exc:
-            # JWKSError messages are fixed phrases; no part of the body is quoted.
-            raise FetchError(str(exc)) from None
+        return bytes(self.buf)
 
 
 def _raw_chunks(response: httpx.Response) -> Iterator[bytes]:
@@ -325,11 +384,12 @@ def _raw_chunks(response: httpx.Response) -> Iterator[bytes]:
         yield from response.iter_raw()
 
 
-def _check_response(response: httpx.Response) -> None:
-    if response.status_code != 200:
-        if 300 <= response.status_code < 400:
-            raise FetchError(f"HTTP {response.status_code} redirect (not followed)")
-        raise FetchError(f"HTTP {response.status_code}")
+def _check_response(response: httpx.Response, accept: frozenset[int]) -> None:
+    status = response.status_code
+    if status not in accept:
+        if 300 <= status < 400:
+            raise FetchError(f"HTTP {status} redirect (not followed)", status)
+        raise FetchError(f"HTTP {status}", status)
 
 
 def _client_options(url: str, timeout: float, transport: Any) -> dict[str, Any]:
@@ -359,16 +419,6 @@ def _describe(exc: BaseException) -> str:
     return f"unexpected error ({type(exc).__name__})"
 
 
-def safe_url(url: str) -> str:
-    """``url`` without credentials, query or fragment (for logs)."""
-    try:
-        parts = urlsplit(url)
-        port = f":{parts.port}" if parts.port else ""
-        return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
-    except ValueError:
-        return "<invalid url>"
-
-
 # httpx logs every request's full URL at INFO ("HTTP Request: GET <url> ...");
 # a JWKS URL may carry credentials or a token in its query. While one of our
 # fetches runs (this context only: the fetch thread or task), its records show
@@ -387,26 +437,31 @@ class _RedactJWKSURL(logging.Filter):
 logging.getLogger("httpx").addFilter(_RedactJWKSURL())
 
 
-def fetch_jwks_sync(
-    url: str, headers: Mapping[str, str], control: FetchControl, transport: Any = None
-) -> KeySet:
-    """Fetch and parse a JWKS document with a blocking client, within ``control.deadline``.
+def request_sync(request: HTTPRequest, control: FetchControl, transport: Any = None) -> HTTPResponse:
+    """Send ``request`` with a blocking client; everything within ``control.deadline``.
 
     Raises:
         FetchError: for every failure, with a reason safe to log.
     """
+    url = request.url
     token = _fetching.set(safe_url(url))
     try:
         if transport is None:
             transport = _DeadlineTransport(_context_for(url), control)
         timeout = control.remaining(None, httpcore.ConnectTimeout)
         with httpx.Client(**_client_options(url, timeout, transport)) as client:
-            with client.stream("GET", url, headers=dict(headers)) as response:
-                _check_response(response)
-                reader = _BodyReader(response, control.deadline)
+            with client.stream(
+                request.method, url, headers=dict(request.headers), content=request.content
+            ) as response:
+                _check_response(response, request.accept)
+                reader = _BodyReader(response, control.deadline, request.max_bytes)
                 for chunk in _raw_chunks(response):
                     reader.feed(chunk)
-        return reader.keyset()
+        return HTTPResponse(response.status_code, reader.body())
+    except FetchError as exc:
+        if control.aborted:
+            raise FetchError("aborted (closing)") from None
+        raise FetchError(str(exc), exc.status) from None
     except Exception as exc:
         if control.aborted:
             raise FetchError("aborted (closing)") from None
@@ -416,14 +471,13 @@ def fetch_jwks_sync(
         _fetching.reset(token)
 
 
-async def fetch_jwks_async(
-    url: str, headers: Mapping[str, str], timeout: float, transport: Any = None
-) -> KeySet:
-    """Fetch and parse a JWKS document with an async client (same rules as sync).
+async def request_async(request: HTTPRequest, timeout: float, transport: Any = None) -> HTTPResponse:
+    """Send ``request`` with an async client (same rules as `request_sync`).
 
     The caller bounds the whole call with ``asyncio.wait_for``; ``timeout``
     also caps each network operation and the body reading.
     """
+    url = request.url
     deadline = time.monotonic() + timeout
     token = _fetching.set(safe_url(url))
     try:
@@ -433,16 +487,42 @@ async def fetch_jwks_async(
             except RuntimeError:  # the loop's executor is shutting down: do it inline
                 pass
         async with httpx.AsyncClient(**_client_options(url, timeout, transport)) as client:
-            async with client.stream("GET", url, headers=dict(headers)) as response:
-                _check_response(response)
-                reader = _BodyReader(response, deadline)
+            async with client.stream(
+                request.method, url, headers=dict(request.headers), content=request.content
+            ) as response:
+                _check_response(response, request.accept)
+                reader = _BodyReader(response, deadline, request.max_bytes)
                 if response.is_stream_consumed:
                     reader.feed(response.content)
                 else:
                     async for chunk in response.aiter_raw():
                         reader.feed(chunk)
-        return reader.keyset()
+        return HTTPResponse(response.status_code, reader.body())
+    except FetchError as exc:
+        raise FetchError(str(exc), exc.status) from None
     except Exception as exc:
         raise FetchError(_describe(exc)) from None
     finally:
         _fetching.reset(token)
+
+
+def _keyset(response: HTTPResponse) -> KeySet:
+    try:
+        return parse_jwks(response.body)
+    except ValueError as exc:
+        # JWKSError messages are fixed phrases; no part of the body is quoted.
+        raise FetchError(str(exc)) from None
+
+
+def fetch_jwks_sync(
+    url: str, headers: Mapping[str, str], control: FetchControl, transport: Any = None
+) -> KeySet:
+    """GET and parse a JWKS document within ``control.deadline`` (`request_sync`)."""
+    return _keyset(request_sync(HTTPRequest("GET", url, headers), control, transport))
+
+
+async def fetch_jwks_async(
+    url: str, headers: Mapping[str, str], timeout: float, transport: Any = None
+) -> KeySet:
+    """GET and parse a JWKS document (`request_async`)."""
+    return _keyset(await request_async(HTTPRequest("GET", url, headers), timeout, transport))

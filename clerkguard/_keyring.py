@@ -3,16 +3,14 @@
 One `Keyring` per [`ClerkAuth`][clerkguard.ClerkAuth]. Every decision is the
 state machine's; this module only runs what it asks for:
 
-* **One fetch at a time.** A fetch is a `_Flight`. Sync callers wait on
-  its ``threading.Event``; async callers await a future that the flight
-  resolves thread-safely on their own loop. So threads and tasks (on any
-  number of loops) join the same fetch, and a cold start hit by both at once
-  makes one request. The lock is held only around state-machine calls, never
-  during I/O.
+* **One fetch at a time.** A fetch is a `Flight`,
+  joined by threads and tasks (on any number of loops) alike, so a cold
+  start hit by both at once makes one request. The lock is held only around
+  state-machine calls, never during I/O. The request itself is
+  `clerkguard._http`'s hardened one.
 * **Bounded waits.** A waiter gives up after ``http_timeout`` (503), however
-  the fetch behaves. A fetch run by a task whose event loop has stopped or
-  closed can never finish: waiters notice (they poll the loop while they
-  wait) and abandon it.
+  the fetch behaves, and abandons a fetch whose event loop died
+  (`wait_sync` / `wait_async`).
 * **The flight always lands.** Every fetch path ends in `Keyring._finish`
   through ``finally`` (threads), ``finally`` plus a done-callback (tasks: a
   task cancelled before its first step never enters its ``try``), so waiters
@@ -53,8 +51,9 @@ from joserfc.jwk import RSAKey
 
 from ._core.jwks import Decision, JWKSPolicy, JWKSState, Step
 from ._core.keys import KeySet
+from ._flight import Flight, resolve_future, wait_async, wait_sync
 from ._http import FetchControl, FetchError, fetch_jwks_async, fetch_jwks_sync
-from ._http import safe_url as _safe_url
+from .config import safe_url as _safe_url
 
 __all__ = ["JWKSStats", "Keyring"]
 
@@ -62,8 +61,6 @@ logger = logging.getLogger("clerkguard.jwks")
 
 #: Minimum seconds between two WARNING logs about a failing endpoint (per keyring).
 _WARN_EVERY = 300.0
-#: How often a waiter checks that the event loop running its fetch is still alive.
-_ORPHAN_POLL = 0.1
 #: Longest single sleep of a refresher (it recomputes after waking).
 _MAX_SLEEP = 3600.0
 
@@ -101,77 +98,6 @@ class _Failure:
     reason: str
     #: False when the endpoint is not to blame (cancelled, closing, loop died).
     loud: bool = True
-
-
-class _Flight:
-    """One fetch in progress: a thread event plus async waiters on any loop."""
-
-    __slots__ = ("_lock", "_waiters", "control", "event", "finished", "flight_id", "loop", "task")
-
-    def __init__(self, flight_id: int, loop: asyncio.AbstractEventLoop | None) -> None:
-        self.flight_id = flight_id
-        self.event = threading.Event()
-        #: The loop running the fetch task; ``None`` for a fetch in a thread.
-        self.loop = loop
-        self.task: asyncio.Task[None] | None = None
-        #: Deadline and abort switch of a fetch in a thread.
-        self.control: FetchControl | None = None
-        #: Set (under the keyring lock) when the outcome has been recorded.
-        self.finished = False
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-        self._lock = threading.Lock()
-
-    def orphaned(self) -> bool:
-        """True when the loop that runs this fetch cannot run it any more."""
-        loop = self.loop
-        if loop is None or self.event.is_set():
-            return False
-        return loop.is_closed() or not loop.is_running()
-
-    def async_waiter(self) -> asyncio.Future[None]:
-        """A future on the running loop, resolved when the flight lands."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        with self._lock:
-            if self.event.is_set():
-                future.set_result(None)
-            else:
-                self._waiters.append((loop, future))
-        return future
-
-    def done(self) -> None:
-        """Release every waiter (idempotent)."""
-        with self._lock:
-            self.event.set()
-            waiters, self._waiters = self._waiters, []
-        for loop, future in waiters:
-            try:
-                loop.call_soon_threadsafe(_resolve, future)
-            except RuntimeError:  # that loop is closed; nobody is waiting there
-                pass
-
-    def cancel(self) -> None:
-        """Interrupt the fetch: shut its socket down (thread) or cancel its task."""
-        if self.control is not None:
-            self.control.abort()
-        task = self.task
-        if task is not None and not task.done():
-            try:
-                task.get_loop().call_soon_threadsafe(task.cancel)
-            except RuntimeError:  # loop closed: the task will never run again
-                pass
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 # -- fork safety ---------------------------------------------------------------------
@@ -254,8 +180,8 @@ class Keyring:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._flight: _Flight | None = None
-        self._flights: set[_Flight] = set()
+        self._flight: Flight | None = None
+        self._flights: set[Flight] = set()
         self._threads: set[threading.Thread] = set()
         self._refresher_thread: threading.Thread | None = None
         self._refresher_task: asyncio.Task[None] | None = None
@@ -305,16 +231,16 @@ class Keyring:
         return self._state.keyset
 
     # -- resolving a key -------------------------------------------------------
-    def _new_flight(self, loop: asyncio.AbstractEventLoop | None) -> _Flight:
+    def _new_flight(self, loop: asyncio.AbstractEventLoop | None) -> Flight:
         # Lock held: the state machine has just recorded the start of a fetch.
-        flight = _Flight(self._state.flight_id, loop)
+        flight = Flight(self._state.flight_id, loop)
         self._flight = flight
         self._flights.add(flight)
         return flight
 
     def _decide(
         self, kid: str, rejected: int | None, waited: bool, loop: asyncio.AbstractEventLoop | None
-    ) -> tuple[Decision, _Flight | None]:
+    ) -> tuple[Decision, Flight | None]:
         self._reap_orphan()
         with self._lock:
             now = time.monotonic()
@@ -416,42 +342,14 @@ class Keyring:
             await self._wait_async(flight, deadline)
             waited = True
 
-    def _wait_sync(self, flight: _Flight, deadline: float) -> bool:
-        """Wait for ``flight`` until ``deadline``; True once it has landed."""
-        loop = flight.loop
-        if loop is not None and loop is _running_loop():
-            # The fetch needs the very loop this thread is blocking (sync
-            # verify() called inside a coroutine): waiting would only time out.
-            return flight.event.is_set()
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return flight.event.is_set()
-            if flight.event.wait(remaining if loop is None else min(remaining, _ORPHAN_POLL)):
-                return True
-            if flight.orphaned():
-                self._finish(flight, _Failure("event loop stopped during the fetch", loud=False))
-                return True
+    def _land_orphan(self, flight: Flight) -> None:
+        self._finish(flight, _Failure("event loop stopped during the fetch", loud=False))
 
-    async def _wait_async(self, flight: _Flight, deadline: float) -> bool:
-        """Await ``flight`` until ``deadline``; True once it has landed."""
-        loop = asyncio.get_running_loop()
-        foreign = flight.loop is not None and flight.loop is not loop
-        waiter = flight.async_waiter()
-        try:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return flight.event.is_set()
-                await asyncio.wait({waiter}, timeout=min(remaining, _ORPHAN_POLL) if foreign else remaining)
-                if waiter.done() or flight.event.is_set():
-                    return True
-                if foreign and flight.orphaned():
-                    self._finish(flight, _Failure("event loop stopped during the fetch", loud=False))
-                    return True
-        finally:
-            if not waiter.done():
-                waiter.cancel()
+    def _wait_sync(self, flight: Flight, deadline: float) -> bool:
+        return wait_sync(flight, deadline, self._land_orphan)
+
+    async def _wait_async(self, flight: Flight, deadline: float) -> bool:
+        return await wait_async(flight, deadline, self._land_orphan)
 
     def _static(self, rejected: int | None) -> Decision:
         if rejected is not None:
@@ -467,7 +365,7 @@ class Keyring:
             self._finish(flight, _Failure("event loop stopped during the fetch", loud=False))
 
     # -- fetching ----------------------------------------------------------------
-    def _finish(self, flight: _Flight, result: KeySet | _Failure) -> None:
+    def _finish(self, flight: Flight, result: KeySet | _Failure) -> None:
         """Record the outcome of ``flight`` once, then release its waiters."""
         try:
             self._record(flight, result)
@@ -475,7 +373,7 @@ class Keyring:
             flight.done()
             self._wake.set()
 
-    def _record(self, flight: _Flight, result: KeySet | _Failure) -> None:
+    def _record(self, flight: Flight, result: KeySet | _Failure) -> None:
         now = time.monotonic()
         with self._lock:
             if flight.finished:
@@ -530,7 +428,7 @@ class Keyring:
             if self._on_change is not None:
                 self._on_change()
 
-    def _run_sync_fetch(self, flight: _Flight) -> None:
+    def _run_sync_fetch(self, flight: Flight) -> None:
         """Fetch in this thread (a fetch thread or the refresher) and land ``flight``."""
         assert self.url is not None
         control = flight.control or FetchControl(self.policy.http_timeout)
@@ -545,14 +443,14 @@ class Keyring:
         finally:
             self._finish(flight, result)
 
-    def _thread_main(self, flight: _Flight) -> None:
+    def _thread_main(self, flight: Flight) -> None:
         try:
             self._run_sync_fetch(flight)
         finally:
             with self._lock:
                 self._threads.discard(threading.current_thread())
 
-    def _start_thread_fetch(self, flight: _Flight) -> None:
+    def _start_thread_fetch(self, flight: Flight) -> None:
         # The control exists before the thread starts, so close() can abort it.
         flight.control = FetchControl(self.policy.http_timeout)
         thread = threading.Thread(
@@ -567,7 +465,7 @@ class Keyring:
                 self._threads.discard(thread)
             self._finish(flight, _Failure("could not start a fetch thread"))
 
-    async def _task_main(self, flight: _Flight) -> None:
+    async def _task_main(self, flight: Flight) -> None:
         assert self.url is not None
         result: KeySet | _Failure = _Failure("cancelled", loud=False)
         try:
@@ -589,7 +487,7 @@ class Keyring:
         finally:
             self._finish(flight, result)
 
-    def _start_task_fetch(self, flight: _Flight) -> None:
+    def _start_task_fetch(self, flight: Flight) -> None:
         loop = flight.loop
         assert loop is not None
         coro = self._task_main(flight)
@@ -604,20 +502,20 @@ class Keyring:
         flight.task = task
         task.add_done_callback(lambda done: self._task_done(flight, done))
 
-    def _task_done(self, flight: _Flight, task: asyncio.Task[None]) -> None:
+    def _task_done(self, flight: Flight, task: asyncio.Task[None]) -> None:
         if not task.cancelled():
             task.exception()  # retrieved: a BaseException was already landed as a failure
         self._finish(flight, _Failure("cancelled", loud=False))
 
     # -- background refresh --------------------------------------------------------
-    def _start_refresh(self, loop: asyncio.AbstractEventLoop | None) -> _Flight | None:
+    def _start_refresh(self, loop: asyncio.AbstractEventLoop | None) -> Flight | None:
         self._reap_orphan()
         with self._lock:
             if not self._state.start_refresh(time.monotonic()):
                 return None
             return self._new_flight(loop)
 
-    def _refresh_plan(self) -> tuple[float, _Flight | None]:
+    def _refresh_plan(self) -> tuple[float, Flight | None]:
         """How long a refresher may sleep, and the flight worth waking up for."""
         self._reap_orphan()
         with self._lock:
@@ -660,32 +558,19 @@ class Keyring:
             await asyncio.wait({flight.task})
         return True
 
-    def _refresher_main(self) -> None:
-        me = threading.current_thread()
-        try:
-            while not self._closed:
-                self._wakeups += 1
-                # Clear before planning: a fetch landing after the plan sets it again.
-                self._wake.clear()
-                delay, _ = self._refresh_plan()
-                if delay > 0:
-                    self._wake.wait(delay)
-                if self._is_closed():
-                    return
-                self.refresh_sync()
-        finally:
-            with self._lock:
-                self._threads.discard(me)
-                if self._refresher_thread is me:
-                    self._refresher_thread = None
-
     def _ensure_thread_refresher(self) -> None:
         if self._refresher_thread is not None or self._closed or self.url is None:
             return
         with self._lock:
             if self._refresher_thread is not None or self._is_closed():
                 return
-            thread = threading.Thread(target=self._refresher_main, name=f"{self.name}-refresher", daemon=True)
+            wake = self._wake
+            # A weak reference: the refresher must not keep a dropped (never
+            # closed) keyring alive, and it wakes up and ends when it is collected.
+            ref = weakref.ref(self, lambda _: wake.set())
+            thread = threading.Thread(
+                target=_refresher_main, args=(ref, wake), name=f"{self.name}-refresher", daemon=True
+            )
             self._refresher_thread = thread
             self._threads.add(thread)
         try:
@@ -694,22 +579,6 @@ class Keyring:
             with self._lock:
                 self._refresher_thread = None
                 self._threads.discard(thread)
-
-    async def _refresher_coro(self) -> None:
-        while not self._closed:
-            self._wakeups += 1
-            delay, flight = self._refresh_plan()
-            if flight is not None:
-                waiter = flight.async_waiter()
-                try:
-                    await asyncio.wait({waiter}, timeout=delay)
-                finally:
-                    waiter.cancel()
-            elif delay > 0:
-                await asyncio.sleep(delay)
-            if self._is_closed():
-                return
-            await self.refresh_async()
 
     def _ensure_task_refresher(self, loop: asyncio.AbstractEventLoop) -> None:
         task = self._refresher_task
@@ -720,7 +589,16 @@ class Keyring:
         with self._lock:
             if self._refresher_task is not task:
                 return  # another caller just started one
-            self._refresher_task = loop.create_task(self._refresher_coro(), name=f"{self.name}-refresher")
+            stop: asyncio.Future[None] = loop.create_future()
+
+            def wake(_: object) -> None:
+                try:
+                    loop.call_soon_threadsafe(resolve_future, stop)
+                except RuntimeError:  # that loop is closed: the task is gone with it
+                    pass
+
+            ref = weakref.ref(self, wake)
+            self._refresher_task = loop.create_task(_refresher_coro(ref, stop), name=f"{self.name}-refresher")
 
     def start_async_refresher(self) -> None:
         """Start the async refresher in the running loop (adapters' startup hooks).
@@ -802,3 +680,64 @@ class Keyring:
         deadline = time.monotonic() + self.policy.http_timeout + 1.0
         while self._live_threads() and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
+
+
+# -- refreshers ------------------------------------------------------------------------
+# Module functions holding only a weak reference, dropped while they sleep: a
+# bound method as a thread target (or a coroutine of one) would keep a dropped
+# keyring, and its refresher, alive forever. The weakref's callback wakes them.
+
+
+def _refresher_main(ref: weakref.ref[Keyring], wake: threading.Event) -> None:
+    me = threading.current_thread()
+    try:
+        while True:
+            keyring = ref()
+            if keyring is None or keyring._is_closed():
+                return
+            keyring._wakeups += 1
+            # Clear before planning: a fetch landing after the plan sets it again.
+            wake.clear()
+            delay, _ = keyring._refresh_plan()
+            del keyring
+            if delay > 0:
+                wake.wait(delay)
+            keyring = ref()
+            if keyring is None or keyring._is_closed():
+                return
+            keyring.refresh_sync()
+            del keyring
+    finally:
+        keyring = ref()
+        if keyring is not None:
+            with keyring._lock:
+                keyring._threads.discard(me)
+                if keyring._refresher_thread is me:
+                    keyring._refresher_thread = None
+
+
+async def _refresher_coro(ref: weakref.ref[Keyring], stop: asyncio.Future[None]) -> None:
+    try:
+        while True:
+            keyring = ref()
+            if keyring is None or keyring._is_closed():
+                return
+            keyring._wakeups += 1
+            delay, flight = keyring._refresh_plan()
+            del keyring
+            waiter = flight.async_waiter() if flight is not None else None
+            try:
+                if waiter is not None or delay > 0:
+                    wanted = {stop} if waiter is None else {stop, waiter}
+                    await asyncio.wait(wanted, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if waiter is not None:
+                    waiter.cancel()
+            keyring = ref()
+            if keyring is None or keyring._is_closed():
+                return
+            refresh = keyring.refresh_async()
+            del keyring
+            await refresh
+    finally:
+        stop.cancel()

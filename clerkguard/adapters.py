@@ -68,6 +68,7 @@ from typing_extensions import TypedDict, Unpack
 from .auth import Authorize, ClerkAuth
 from .config import ENV_VARS, PublishableKey
 from .errors import AuthError, ConfigurationError, Forbidden, NotAuthenticated
+from .machine import AcceptsToken, TokenType, accepted_kinds
 from .rules import Rule, all_of, rules_from
 from .session import Reverification, Session
 
@@ -403,6 +404,10 @@ class GuardKwargs(TypedDict, total=False):
     """Shorthand rule: a recent reverification (``"strict"``, ``Reverification(...)``)."""
     org: str | None
     """Shorthand rule: the active organization id."""
+    accepts_token: AcceptsToken
+    """Credential kinds accepted: ``"session_token"`` (default), ``"m2m_token"``,
+    ``"oauth_token"``, ``"api_key"``, a list, or ``"any"``. Machine kinds are
+    read from the ``Authorization: Bearer`` header only."""
 
 
 @dataclass(frozen=True)
@@ -436,6 +441,9 @@ class GuardOptions:
     same-origin or trusted ``Origin`` (or ``Sec-Fetch-Site: same-origin/none``)."""
     trusted_origins: tuple[str, ...] = ()
     """Extra origins trusted by the origin check (``authorized_parties`` always are)."""
+    accepts_token: frozenset[TokenType] = frozenset({"session_token"})
+    """Credential kinds accepted (normalised ``accepts_token``); machine kinds
+    only from the ``Authorization: Bearer`` header, never from the cookie."""
 
 
 class Preflight(Exception):
@@ -496,7 +504,7 @@ class Guard(Generic[RequestT]):
     itself, or raise [`AuthError`][clerkguard.errors.AuthError].
     """
 
-    __slots__ = ("_rule", "_sources", "adapter", "options")
+    __slots__ = ("_cookie_accepts", "_rule", "_sources", "adapter", "options")
 
     def __init__(self, adapter: Adapter[RequestT], options: GuardOptions) -> None:
         self.adapter = adapter
@@ -513,7 +521,15 @@ class Guard(Generic[RequestT]):
         for origin in options.trusted_origins:
             if not isinstance(origin, str) or "://" not in origin:
                 raise ConfigurationError("trusted_origins must be origins such as 'https://app.example.com'")
-        self._sources = options.token_sources
+        accepts = accepted_kinds(options.accepts_token)
+        # Machine credentials come from the Bearer header only (as Clerk reads
+        # them): a route that takes no session token never looks at the cookie.
+        self._cookie_accepts: frozenset[TokenType] = accepts & {"session_token"}
+        self._sources = tuple(s for s in options.token_sources if s != "cookie" or self._cookie_accepts)
+        if not self._sources:
+            raise ConfigurationError(
+                "token_sources: machine credentials are read from the 'header' source only"
+            )
         rules = options.rules
         self._rule: Rule | None = (rules[0] if len(rules) == 1 else all_of(*rules)) if rules else None
 
@@ -662,13 +678,17 @@ class Guard(Generic[RequestT]):
             if started is None:
                 return None
             auth, token, source, uat = started
-            session = auth.verify(token)
+            accepts = self._cookie_accepts if source == "cookie" else self.options.accepts_token
+            session = auth.verify(token, accepts_token=accepts)
             if source == "cookie":
+                if not isinstance(session, Session):  # cookies carry session tokens only
+                    raise NotAuthenticated("token-type-not-accepted", "a cookie holds session tokens only")
                 self._cookie_rules(request, auth, session, uat)
             for callback, what in self._callbacks(auth):
                 result: object = None
                 try:
-                    result = callback(session, request)
+                    # A MachineCredential has the same has()/token_type surface.
+                    result = callback(session, request)  # type: ignore[arg-type]
                     if result is not True and inspect.isawaitable(result):
                         result = self.adapter.await_sync(result)
                 except AuthError:
@@ -678,7 +698,9 @@ class Guard(Generic[RequestT]):
                         result.close()  # never started (the bridge refused): no "never awaited" leak
                     raise self._failed(exc) from None
                 self._denied(result, what)
-            return session
+            # A route with accepts_token= machine kinds hands over a MachineCredential
+            # (same has()/token_type surface); framework surfaces are still typed Session.
+            return session  # type: ignore[return-value]
         except AuthError as error:
             if logger.isEnabledFor(logging.DEBUG):
                 log_refusal(error, token, source)
@@ -693,12 +715,16 @@ class Guard(Generic[RequestT]):
             if started is None:
                 return None
             auth, token, source, uat = started
-            session = await auth.averify(token)
+            accepts = self._cookie_accepts if source == "cookie" else self.options.accepts_token
+            session = await auth.averify(token, accepts_token=accepts)
             if source == "cookie":
+                if not isinstance(session, Session):  # cookies carry session tokens only
+                    raise NotAuthenticated("token-type-not-accepted", "a cookie holds session tokens only")
                 self._cookie_rules(request, auth, session, uat)
             for callback, what in self._callbacks(auth):
                 try:
-                    result = callback(session, request)
+                    # A MachineCredential has the same has()/token_type surface.
+                    result = callback(session, request)  # type: ignore[arg-type]
                     if result is not True and inspect.isawaitable(result):
                         result = await result
                 except AuthError:
@@ -706,7 +732,9 @@ class Guard(Generic[RequestT]):
                 except Exception as exc:
                     raise self._failed(exc) from None
                 self._denied(result, what)
-            return session
+            # A route with accepts_token= machine kinds hands over a MachineCredential
+            # (same has()/token_type surface); framework surfaces are still typed Session.
+            return session  # type: ignore[return-value]
         except AuthError as error:
             if logger.isEnabledFor(logging.DEBUG):
                 log_refusal(error, token, source)
@@ -782,6 +810,7 @@ def _options(**options: Unpack[GuardKwargs]) -> GuardOptions:
         check_client_uat=options.get("check_client_uat", True),
         check_origin=options.get("check_origin", True),
         trusted_origins=tuple(trusted_origins),
+        accepts_token=accepted_kinds(options.get("accepts_token", "session_token")),
         rules=tuple(
             rules_from(
                 role=options.get("role"),

@@ -5,17 +5,24 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, overload
 
 from typing_extensions import Self
 
+from ._backend import MAX_OPAQUE_TOKEN, BackendAPI
+from ._cache import BoundedCache, charge
 from ._core.jwks import Decision, JWKSPolicy, Step
 from ._core.keys import key_from_pem
 from ._core.token import (
+    HEADER_M2M,
+    HEADER_NEUTRAL,
+    HEADER_OAUTH,
+    M2M_SUBJECT_PREFIX,
     ClaimPolicy,
     HeaderCache,
     ParsedToken,
     check_claims,
+    check_machine_claims,
     decode_payload,
     parse_token,
     verify_signature,
@@ -29,16 +36,51 @@ from .config import (
     env_value,
     parse_publishable_key,
     parties,
+    safe_url,
     seconds,
     validate_url,
 )
 from .errors import KeysUnavailable, NotAuthenticated
+from .machine import (
+    M2M_TOKEN,
+    OAUTH_TOKEN,
+    OPAQUE_PREFIXES,
+    SESSION_TOKEN,
+    AcceptsToken,
+    MachineCredential,
+    TokenType,
+    accepted_kinds,
+)
 from .session import Session
 
 __all__ = ["Authorize", "ClerkAuth"]
 
 #: ``authorize(session, request)``: return exactly ``True`` to allow (sync or async).
 Authorize = Callable[[Session, Any], "bool | Awaitable[bool]"]
+
+_SESSION_ONLY = accepted_kinds(SESSION_TOKEN)
+_OPAQUE = tuple(OPAQUE_PREFIXES)
+
+
+def _not_accepted(kind: str) -> NotAuthenticated:
+    return NotAuthenticated("token-type-not-accepted", f"a {kind} is not accepted here")
+
+
+def _opaque_kind(token: str) -> TokenType | None:
+    if not token.startswith(_OPAQUE):
+        return None
+    for prefix, kind in OPAQUE_PREFIXES.items():
+        if token.startswith(prefix):
+            return kind  # type: ignore[return-value]
+    return None  # unreachable: one of the prefixes matched
+
+
+def _check_opaque(token: str) -> None:
+    # Checked before any request: nothing odd ever reaches the Backend API.
+    if len(token) > MAX_OPAQUE_TOKEN:
+        raise NotAuthenticated("token-too-large", f"the token is longer than {MAX_OPAQUE_TOKEN} characters")
+    if not token.isascii() or not token.isprintable() or " " in token:
+        raise NotAuthenticated("token-malformed", "the token holds characters no Clerk token has")
 
 
 class ClerkAuth:
@@ -69,6 +111,17 @@ class ClerkAuth:
         clock: ``() -> Unix seconds`` for claim times; default ``time.time``.
         allow_pending_sessions: Accept ``sts: "pending"`` sessions.
         token_cache_size: Verified tokens remembered (0 disables the cache).
+        token_cache_bytes: Memory budget of that cache in bytes (default
+            64 MiB; see the worst case in docs/keys-and-outages.md).
+        machine_secret_key: A machine's secret key (``ak_...``): verifies
+            opaque M2M tokens through the Backend API instead of ``secret_key``.
+        machine_cache_ttl: Longest reuse (seconds) of a Backend API answer
+            that an opaque machine token is valid (never past its expiry).
+        machine_negative_cache_ttl: Reuse (seconds) of an answer that an
+            opaque token is unknown, revoked or expired.
+        machine_cache_size: Backend API answers remembered (0: none).
+        backend_api_rate: Backend API calls per second for opaque tokens that
+            are not cached (bursts of twice that); beyond it: 503.
         transport: An ``httpx`` transport for JWKS requests (tests:
             [`clerkguard.testing.LocalIssuer.mock_transport`][clerkguard.testing.LocalIssuer.mock_transport]).
         env: Where defaults are read from (default ``os.environ``).
@@ -94,6 +147,12 @@ class ClerkAuth:
         jwks_max_stale: float = 86400.0,
         allow_pending_sessions: bool = False,
         token_cache_size: int = 10_000,
+        token_cache_bytes: int = 64 * 2**20,
+        machine_secret_key: str | None = None,
+        machine_cache_ttl: float = 60.0,
+        machine_negative_cache_ttl: float = 10.0,
+        machine_cache_size: int = 10_000,
+        backend_api_rate: float = 20.0,
         transport: Any = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
@@ -106,10 +165,21 @@ class ClerkAuth:
         # Only an unset value means the default; an explicit blank URL is an error (as for jwks_uri).
         api = DEFAULT_API_URL if api is None else api
         iss = env_value("issuer", issuer, env)
+        machine_sk = env_value("machine_secret_key", machine_secret_key, env)
 
         pk = parse_publishable_key(pk_text) if pk_text else None
         if sk is not None and (not sk.startswith("sk_") or len(sk) < 8 or not sk.isprintable()):
             raise config_error("secret_key", "must be a Clerk secret key starting with sk_")
+        if machine_sk is not None and (
+            len(machine_sk) < 8 or not machine_sk.isprintable() or " " in machine_sk
+        ):
+            raise config_error("machine_secret_key", "must be a Clerk machine secret key (ak_...)")
+        if (
+            isinstance(machine_cache_size, bool)
+            or not isinstance(machine_cache_size, int)
+            or machine_cache_size < 0
+        ):
+            raise config_error("machine_cache_size", "must be a non-negative integer")
         if not isinstance(name, str) or not name:
             raise config_error("name", "must be a non-empty string")
         if authorize is not None and not callable(authorize):
@@ -122,6 +192,12 @@ class ClerkAuth:
             or token_cache_size < 0
         ):
             raise config_error("token_cache_size", "must be a non-negative integer")
+        if (
+            isinstance(token_cache_bytes, bool)
+            or not isinstance(token_cache_bytes, int)
+            or token_cache_bytes < 0
+        ):
+            raise config_error("token_cache_bytes", "must be a non-negative integer (bytes)")
 
         self.name = name
         self.authorize = authorize
@@ -171,9 +247,27 @@ class ClerkAuth:
             self.issuer, self.authorized_parties, self.clock_skew, allow_pending_sessions
         )
         self._headers_cache = HeaderCache()
-        # token -> (session, exp, earliest valid instant: max(iat, nbf), key generation)
-        self._cache: dict[str, tuple[Session, float, float, int, float]] = {}
-        self._cache_size = token_cache_size
+        # token -> (session, exp, earliest valid instant: max(iat, nbf), key generation,
+        # keys usable until), bounded in entries and in bytes.
+        self._cache: BoundedCache[tuple[Session | MachineCredential, float, float, int, float]] = (
+            BoundedCache(token_cache_size, token_cache_bytes)
+        )
+        backend_url = DEFAULT_API_URL
+        if sk is not None or machine_sk is not None:
+            backend_url = validate_url("api_url", api)
+        self.backend = BackendAPI(
+            api_url=backend_url,
+            secret_key=sk,
+            machine_secret_key=machine_sk,
+            timeout=policy.http_timeout,
+            clock=self.clock,
+            positive_ttl=seconds("machine_cache_ttl", machine_cache_ttl, low=0, high=3600),
+            negative_ttl=seconds("machine_negative_cache_ttl", machine_negative_cache_ttl, low=0, high=3600),
+            cache_size=machine_cache_size,
+            rate=seconds("backend_api_rate", backend_api_rate, low=0.01, high=100_000),
+            transport=transport,
+        )
+        """Verifies opaque machine tokens (``mt_``, ``oat_``, ``ak_``) through the Backend API."""
         self.keyring = Keyring(
             url=resolved_uri,
             headers=headers,
@@ -184,11 +278,11 @@ class ClerkAuth:
         )
 
     # -- verification --------------------------------------------------------------
-    def _cached(self, token: str) -> Session | None:
-        entry = self._cache.get(token)
-        if entry is None:
+    def _cached(self, token: str, accepted: frozenset[str]) -> Session | MachineCredential | None:
+        found = self._cache.entries.get(token)
+        if found is None:
             return None
-        session, exp, active_from, generation, keys_until = entry
+        result, exp, active_from, generation, keys_until = found[0]
         now = self.clock()
         # exp, and nbf/iat too: a clock stepped back must not revive a token early.
         # The keys that verified it must still be usable (jwks_max_stale).
@@ -198,23 +292,24 @@ class ClerkAuth:
             or active_from > now + self.clock_skew
             or time.monotonic() > keys_until
         ):
-            self._cache.pop(token, None)
+            self._cache.discard(token)
             return None
-        return session
+        if result.token_type not in accepted:
+            raise _not_accepted(result.token_type)
+        return result
 
-    def _remember(self, token: str, session: Session, nbf: Any, generation: int) -> None:
-        if self._cache_size == 0:
+    def _remember(
+        self, token: str, result: Session | MachineCredential, claims: dict[str, Any], generation: int
+    ) -> None:
+        if self._cache.max_entries == 0:
             return
-        cache = self._cache
-        if len(cache) >= self._cache_size:
-            try:  # drop the oldest entry (dicts keep insertion order)
-                del cache[next(iter(cache))]
-            except (StopIteration, KeyError, RuntimeError):
-                cache.clear()
-        # nbf is a number when present (checked before).
-        active_from = session.issued_at if nbf is None else max(session.issued_at, nbf)
+        # exp/iat are numbers, nbf a number when present (checked before).
+        nbf = claims.get("nbf")
+        issued_at = claims["iat"]
+        active_from = issued_at if nbf is None else max(issued_at, nbf)
         keys_until = self.keyring.usable_until()
-        cache[token] = (session, float(session.expires_at), float(active_from), generation, keys_until)
+        entry = (result, float(claims["exp"]), float(active_from), generation, keys_until)
+        self._cache.put(token, entry, charge(token, claims))
 
     def _key_rejected(
         self, decision: Decision, retry_of_bad_signature: bool
@@ -225,32 +320,93 @@ class ClerkAuth:
             return NotAuthenticated("token-invalid-signature", "the token signature is invalid")
         return NotAuthenticated("jwk-kid-mismatch", "the token was signed by an unknown key")
 
-    def _finish(self, token: str, parsed: ParsedToken, generation: int) -> Session:
-        claims = decode_payload(parsed)
-        check_claims(claims, self._policy, self.clock())
+    @staticmethod
+    def _jwt_kind(parsed: ParsedToken, accepted: frozenset[str]) -> tuple[str, dict[str, Any] | None]:
+        """The kind of a JWT, refused before any key lookup when not accepted.
+
+        A header without a category leaves it to ``sub`` (Clerk's rule: ``mch_``
+        is a machine), so that payload is decoded now, and reused after the
+        signature check; nothing in it is trusted before then.
+        """
+        header = parsed.header_kind
+        claims = None
+        if header == HEADER_NEUTRAL:
+            claims = decode_payload(parsed)
+            sub = claims.get("sub")
+            kind = M2M_TOKEN if isinstance(sub, str) and sub.startswith(M2M_SUBJECT_PREFIX) else SESSION_TOKEN
+        elif header == HEADER_M2M:
+            kind = M2M_TOKEN
+        elif header == HEADER_OAUTH:
+            kind = OAUTH_TOKEN
+        else:
+            kind = SESSION_TOKEN
+        if kind not in accepted:
+            raise _not_accepted(kind)
+        return kind, claims
+
+    def _finish(
+        self, token: str, parsed: ParsedToken, kind: str, claims: dict[str, Any] | None, generation: int
+    ) -> Session | MachineCredential:
+        if claims is None:
+            claims = decode_payload(parsed)
+        result: Session | MachineCredential
+        if kind == SESSION_TOKEN:
+            check_claims(claims, self._policy, self.clock())
+        else:
+            check_machine_claims(claims, kind == M2M_TOKEN, self.clock_skew, self.clock())
         try:
-            # The freshly decoded dict is private to us: the session owns it, no copy.
-            session = Session._own(claims)
+            # The freshly decoded dict is private to us: the result owns it, no copy.
+            if kind == SESSION_TOKEN:
+                result = Session._own(claims)
+            else:
+                result = MachineCredential._from_jwt(kind, claims)  # type: ignore[arg-type]
         except Exception:  # defensive: claim types were checked, but never 500
             raise NotAuthenticated("token-invalid-claims", "the token claims are malformed") from None
-        self._remember(token, session, claims.get("nbf"), generation)
-        return session
+        self._remember(token, result, claims, generation)
+        return result
 
-    def verify(self, token: str) -> Session:
-        """Verify a session token from sync code.
+    @staticmethod
+    def _accepted(accepts_token: object) -> frozenset[str]:
+        return _SESSION_ONLY if accepts_token == SESSION_TOKEN else accepted_kinds(accepts_token)
+
+    @overload
+    def verify(self, token: str, accepts_token: Literal["session_token"] = ...) -> Session: ...
+    @overload
+    def verify(self, token: str, accepts_token: AcceptsToken) -> Session | MachineCredential: ...
+
+    def verify(self, token: str, accepts_token: AcceptsToken = SESSION_TOKEN) -> Session | MachineCredential:
+        """Verify a token from sync code.
+
+        Args:
+            token: The credential as received (without ``Bearer``).
+            accepts_token: The kinds accepted: ``"session_token"`` (default),
+                ``"m2m_token"``, ``"oauth_token"``, ``"api_key"``, a list of
+                them, or ``"any"``. Another kind is refused (401
+                ``token-type-not-accepted``) before any key lookup or request.
 
         Returns:
-            The verified [`Session`][clerkguard.Session].
+            A [`Session`][clerkguard.Session], or a
+            [`MachineCredential`][clerkguard.MachineCredential] for a machine kind.
 
         Raises:
             AuthError: 401 for any invalid token (``.reason`` says which
-                rule), 503 when no signing keys could be obtained. Nothing
-                else escapes, whatever ``token`` holds.
+                rule), 503 when no signing keys (or no Backend API answer,
+                for opaque machine tokens) could be obtained. Nothing else
+                escapes, whatever ``token`` holds.
         """
-        cached = self._cached(token) if type(token) is str else None
-        if cached is not None:
-            return cached
+        accepted = self._accepted(accepts_token)
+        if type(token) is str:
+            cached = self._cached(token, accepted)
+            if cached is not None:
+                return cached
+            opaque = _opaque_kind(token)
+            if opaque is not None:
+                if opaque not in accepted:
+                    raise _not_accepted(opaque)
+                _check_opaque(token)
+                return self.backend.verify_sync(opaque, token)
         parsed = parse_token(token, self._headers_cache)
+        kind, claims = self._jwt_kind(parsed, accepted)
         decision = self.keyring.key_sync(parsed.kid)
         if decision.step is not Step.USE or decision.key is None:
             raise self._key_rejected(decision, False)
@@ -262,17 +418,34 @@ class ClerkAuth:
                 raise self._key_rejected(decision, True)
             if not verify_signature(parsed, decision.key):
                 raise NotAuthenticated("token-invalid-signature", "the token signature is invalid")
-        return self._finish(token, parsed, decision.generation)
+        return self._finish(token, parsed, kind, claims, decision.generation)
 
-    async def averify(self, token: str) -> Session:
-        """Verify a session token from async code; never blocks the event loop.
+    @overload
+    async def averify(self, token: str, accepts_token: Literal["session_token"] = ...) -> Session: ...
+    @overload
+    async def averify(self, token: str, accepts_token: AcceptsToken) -> Session | MachineCredential: ...
 
-        Same result and errors as [`verify`][clerkguard.auth.ClerkAuth.verify]; only a JWKS fetch awaits.
+    async def averify(
+        self, token: str, accepts_token: AcceptsToken = SESSION_TOKEN
+    ) -> Session | MachineCredential:
+        """Verify a token from async code; never blocks the event loop.
+
+        Same arguments, result and errors as `verify`; only a JWKS
+        fetch or a Backend API request awaits.
         """
-        cached = self._cached(token) if type(token) is str else None
-        if cached is not None:
-            return cached
+        accepted = self._accepted(accepts_token)
+        if type(token) is str:
+            cached = self._cached(token, accepted)
+            if cached is not None:
+                return cached
+            opaque = _opaque_kind(token)
+            if opaque is not None:
+                if opaque not in accepted:
+                    raise _not_accepted(opaque)
+                _check_opaque(token)
+                return await self.backend.verify_async(opaque, token)
         parsed = parse_token(token, self._headers_cache)
+        kind, claims = self._jwt_kind(parsed, accepted)
         decision = await self.keyring.key_async(parsed.kid)
         if decision.step is not Step.USE or decision.key is None:
             raise self._key_rejected(decision, False)
@@ -282,7 +455,7 @@ class ClerkAuth:
                 raise self._key_rejected(decision, True)
             if not verify_signature(parsed, decision.key):
                 raise NotAuthenticated("token-invalid-signature", "the token signature is invalid")
-        return self._finish(token, parsed, decision.generation)
+        return self._finish(token, parsed, kind, claims, decision.generation)
 
     # -- health and lifecycle ----------------------------------------------------------
     @property
@@ -292,10 +465,12 @@ class ClerkAuth:
 
     def close(self) -> None:
         """Stop background refreshers; the instance still verifies (lazily) afterwards."""
+        self.backend.close()
         self.keyring.close()
 
     async def aclose(self) -> None:
-        """Async [`close`][clerkguard.auth.ClerkAuth.close]: also cancels the async refresher task."""
+        """Async `close`: also cancels the async refresher task."""
+        self.backend.close()
         await self.keyring.aclose()
 
     def __enter__(self) -> Self:
@@ -313,7 +488,8 @@ class ClerkAuth:
         await self.aclose()
 
     def __repr__(self) -> str:
-        source = "jwt_key" if self.jwks_uri is None else self.jwks_uri
+        # Error reporters record the repr of locals: no credentials or query in it.
+        source = "jwt_key" if self.jwks_uri is None else safe_url(self.jwks_uri)
         return f"ClerkAuth(name={self.name!r}, issuer={self.issuer!r}, keys={source!r})"
 
 

@@ -41,7 +41,7 @@ from types import FrameType
 from typing import IO, Any, NoReturn
 
 from . import __version__
-from .config import env_value
+from .config import env_value, safe_url
 from .errors import AuthError, ConfigurationError
 
 __all__ = [
@@ -377,36 +377,15 @@ def _cmd_decode(args: argparse.Namespace) -> int:
 
 # -- jwks ------------------------------------------------------------------------------------
 def _fetch_document(url: str, headers: Mapping[str, str], timeout: float) -> bytes:
-    """GET the JWKS with the library's rules: no redirects, bounded time and size."""
-    import httpx
+    """GET the JWKS through the library's own hardened request (no redirects, bounded time and size)."""
+    from ._http import FetchControl, FetchError, HTTPRequest, request_sync
 
-    from ._core.keys import MAX_JWKS_BYTES
-
-    deadline = time.monotonic() + timeout
     try:
-        with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False) as client:
-            # identity: an uncompressed body is bounded by what we read.
-            request_headers = {"Accept": "application/json", "Accept-Encoding": "identity", **headers}
-            with client.stream("GET", url, headers=request_headers) as response:
-                if response.status_code != 200:
-                    redirect = " redirect (not followed)" if response.is_redirect else ""
-                    raise _Failure(f"HTTP {response.status_code}{redirect}", EXIT_UNAVAILABLE)
-                encoding = response.headers.get("content-encoding", "identity").strip().lower()
-                if encoding not in ("", "identity"):
-                    raise _Failure(f"unexpected content-encoding {encoding[:20]!r}", EXIT_UNAVAILABLE)
-                body = bytearray()
-                for chunk in response.iter_raw():
-                    body += chunk
-                    if len(body) > MAX_JWKS_BYTES:
-                        raise _Failure("body larger than 1 MiB", EXIT_INVALID)
-                    if time.monotonic() > deadline:
-                        raise _Failure("timed out", EXIT_UNAVAILABLE)
-    except httpx.TimeoutException:
-        raise _Failure("timed out", EXIT_UNAVAILABLE) from None
-    except httpx.HTTPError as exc:
-        what = "connection failed" if isinstance(exc, httpx.ConnectError) else type(exc).__name__
-        raise _Failure(what, EXIT_UNAVAILABLE) from None
-    return bytes(body)
+        return request_sync(HTTPRequest("GET", url, headers), FetchControl(timeout)).body
+    except FetchError as exc:
+        # An oversized document is the endpoint's content, not an outage.
+        code = EXIT_INVALID if str(exc).startswith("body larger") else EXIT_UNAVAILABLE
+        raise _Failure(str(exc), code) from None
 
 
 def _modulus_bits(jwk: Mapping[str, Any]) -> int | None:
@@ -495,21 +474,23 @@ def _cmd_jwks(args: argparse.Namespace) -> int:
         else:
             _out(f"no JWKS: keys come from the configured PEM public key (jwt_key, {bits} bits)")
         return EXIT_OK
+    # Shown everywhere below without credentials or query (`?api_key=...`).
+    shown = safe_url(url)
     try:
         data = _fetch_document(url, _jwks_headers(args), args.timeout)
     except _Failure as failure:
         if args.json:
-            _out(json.dumps({"jwks_uri": url, "keys": [], "error": str(failure)}, indent=2))
+            _out(json.dumps({"jwks_uri": shown, "keys": [], "error": str(failure)}, indent=2))
         else:
-            _err(f"{'UNAVAILABLE' if failure.code == EXIT_UNAVAILABLE else 'INVALID'}: {url}: {failure}")
+            _err(f"{'UNAVAILABLE' if failure.code == EXIT_UNAVAILABLE else 'INVALID'}: {shown}: {failure}")
         return failure.code
     rows, error = explain_jwks(data)
     code = EXIT_OK if any(r["status"] == "usable" for r in rows) else EXIT_INVALID
     if args.json:
-        _out(json.dumps({"jwks_uri": url, "keys": rows, "error": error}, indent=2))
+        _out(json.dumps({"jwks_uri": shown, "keys": rows, "error": error}, indent=2))
         return code
     good = sum(r["status"] == "usable" for r in rows)
-    _out(f"JWKS {url}: {len(rows)} key{'s' * (len(rows) != 1)}, {good} usable")
+    _out(f"JWKS {shown}: {len(rows)} key{'s' * (len(rows) != 1)}, {good} usable")
     table = [("KID", "TYPE", "BITS", "STATUS", "WHY")]
     for r in rows:
         bits = str(r["bits"]) if r["bits"] is not None else "-"

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
 
-__all__ = ["ENV_VARS", "PublishableKey", "parse_publishable_key", "validate_url"]
+__all__ = ["ENV_VARS", "PublishableKey", "parse_publishable_key", "safe_url", "validate_url"]
 
 ENV_VARS: Mapping[str, str] = {
     "publishable_key": "CLERK_PUBLISHABLE_KEY",
@@ -31,6 +31,7 @@ ENV_VARS: Mapping[str, str] = {
     "api_url": "CLERK_API_URL",
     "issuer": "CLERK_ISSUER",
     "authorized_parties": "CLERK_AUTHORIZED_PARTIES",
+    "machine_secret_key": "CLERK_MACHINE_SECRET_KEY",
 }
 """Option name -> the environment variable it defaults from (a blank value counts as unset)."""
 
@@ -134,6 +135,23 @@ def validate_url(option: str, url: str) -> str:
     if parts.scheme == "http" and host and is_loopback_host(host):
         return url
     raise config_error(option, "must be an https:// URL (http:// only for loopback hosts)")
+
+
+def safe_url(url: str) -> str:
+    """``url`` without credentials, query or fragment: the form every log, repr and CLI shows.
+
+    A JWKS or Backend API URL may carry ``user:password@`` or a key in its
+    query string (``?api_key=...``); error reporters record the ``repr`` of
+    locals, so no displayed URL may keep them.
+    """
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except (ValueError, TypeError):
+        return "<invalid url>"
+    # rpartition: the host is what follows the *last* "@" (userinfo may hold "@").
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}{parts.path}"
 
 
 def env_value(option: str, explicit: str | None, env: Mapping[str, str]) -> str | None:

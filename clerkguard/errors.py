@@ -8,7 +8,9 @@ ClerkGuardError                      base of everything clerkguard raises
     ├── NotAuthenticated             401: no token, or a token that failed a check
     ├── Forbidden                    403: a valid session that the authorize rule denied
     ├── KeysUnavailable              503: no signing keys could be obtained (JWKS outage)
-    └── WebhookError                 400: a webhook delivery was refused (clerkguard.webhooks)
+    ├── WebhookError                 400: a webhook delivery was refused (clerkguard.webhooks)
+    └── BackendUnavailable           503: no Backend API answer for an opaque machine token
+                                     (defined in clerkguard._backend, exported by clerkguard)
 ```
 
 ``reason`` is a stable kebab-case code (``token-expired``,

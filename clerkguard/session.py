@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Literal, TypedDict
+from typing import Any, ClassVar, Literal, TypedDict
 
 __all__ = ["REVERIFICATION_PRESETS", "Reverification", "Session", "decode_org_permissions"]
 
@@ -240,6 +240,8 @@ class Session:
         expires_at: ``exp`` (Unix seconds).
         issued_at: ``iat`` (Unix seconds).
         version: Session-token version (1 or 2).
+        token_type: Always ``"session_token"``; a
+            [`MachineCredential`][clerkguard.MachineCredential] names its machine kind here.
     """
 
     __slots__ = (
@@ -253,6 +255,9 @@ class Session:
         "user_id",
         "version",
     )
+
+    #: The kind of credential (``MachineCredential`` says which machine kind).
+    token_type: ClassVar[Literal["session_token"]] = "session_token"
 
     _raw: dict[str, Any]
     _claims: Mapping[str, Any] | None

@@ -7,6 +7,14 @@ Clerk's session tokens (header ``alg``/``cat``/``kid``/``typ``; v2 payload with
 ``o``/``fea``/``pla``, or the v1 variant). The server can be told to misbehave
 ([`LocalIssuer.set_fault`][clerkguard.testing.LocalIssuer.set_fault]) to test outage handling for real.
 
+It also fakes the Backend API's machine-token endpoints
+(``POST /v1/m2m_tokens/verify``, ``/v1/oauth_applications/access_tokens/verify``,
+``/v1/api_keys/verify``, answering in Clerk's shapes) for the opaque tokens
+it issues (`LocalIssuer.issue_m2m_token`, `issue_api_key`,
+`issue_oauth_token`), with its own fault switch
+(`LocalIssuer.set_backend_fault`); and it mints JWT-format M2M and
+OAuth tokens (`LocalIssuer.mint_m2m`, `LocalIssuer.mint_oauth`).
+
 Use it from pytest through the fixtures of [`clerkguard.pytest_plugin`][clerkguard.pytest_plugin]
 (``clerk_issuer``, ``clerk_auth``, ``clerk_webhook_signer``), or directly:
 
@@ -39,8 +47,10 @@ from typing_extensions import Self
 from .auth import ClerkAuth
 
 __all__ = [
+    "M2M_CATEGORY",
     "MISSING",
     "SESSION_CATEGORY",
+    "BackendRequest",
     "Fault",
     "LocalIssuer",
     "WebhookSigner",
@@ -52,6 +62,34 @@ __all__ = [
 
 #: The ``cat`` header of Clerk session tokens.
 SESSION_CATEGORY = "cl_B7d4PD111AAA"
+#: The ``cat`` header of Clerk's JWT-format M2M tokens.
+M2M_CATEGORY = "cl_B7d4PD333AAA"
+
+#: Fake Backend API verify endpoints: path -> (kind, body member holding the token).
+_VERIFY_ENDPOINTS = {
+    "/v1/m2m_tokens/verify": ("m2m_token", "token"),
+    "/v1/oauth_applications/access_tokens/verify": ("oauth_token", "access_token"),
+    "/v1/api_keys/verify": ("api_key", "secret"),
+}
+
+
+@dataclass(frozen=True)
+class BackendRequest:
+    """One request the fake Backend API received (for asserting the exact shape).
+
+    Attributes:
+        method: ``POST``.
+        path: The request path (``/v1/api_keys/verify``).
+        authorization: The ``Authorization`` header as sent (holds a secret key).
+        content_type: The ``Content-Type`` header.
+        body: The raw request body.
+    """
+
+    method: str
+    path: str
+    authorization: str | None
+    content_type: str | None
+    body: bytes
 
 
 class _Missing:
@@ -139,6 +177,14 @@ class LocalIssuer:
         self.azp = azp
         self.clock = clock or time.time
         self.secret_key = secret_key or "sk_test_" + b64url(secrets.token_bytes(24))
+        #: The machine secret key the fake Backend API accepts for M2M verification.
+        self.machine_secret_key = "ak_" + b64url(secrets.token_bytes(24))
+        #: How the fake Backend API misbehaves (see `set_backend_fault`).
+        self.backend_fault = Fault()
+        #: Every request the fake Backend API received, in order.
+        self.backend_requests: list[BackendRequest] = []
+        # opaque token -> its record (Clerk's JSON shape), for the fake verify endpoints
+        self._machine_tokens: dict[str, dict[str, Any]] = {}
         self.host = host
         self.port = port
         self.fault = Fault()
@@ -165,6 +211,9 @@ class LocalIssuer:
             def do_GET(self) -> None:
                 issuer._serve(self)
 
+            def do_POST(self) -> None:
+                issuer._serve_backend(self)
+
         self._server = _QuietServer((self.host, self.port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
@@ -190,6 +239,138 @@ class LocalIssuer:
     def set_fault(self, fault: Fault | None = None, **kwargs: Any) -> None:
         """Make the JWKS endpoint misbehave; ``set_fault()`` restores it."""
         self.fault = fault if fault is not None else Fault(**kwargs)
+
+    def set_backend_fault(self, fault: Fault | None = None, **kwargs: Any) -> None:
+        """Make the fake Backend API endpoints misbehave; ``set_backend_fault()`` restores them."""
+        self.backend_fault = fault if fault is not None else Fault(**kwargs)
+
+    # -- the fake Backend API (opaque machine tokens) -----------------------------------
+    def _issue(self, prefix: str, record: dict[str, Any], expires_in: float | None) -> str:
+        now_ms = int(self.clock() * 1000)
+        token = prefix + b64url(secrets.token_bytes(24))
+        record = {
+            **record,
+            "id": prefix + b64url(secrets.token_bytes(15)),
+            "revoked": False,
+            "revocation_reason": None,
+            "expired": False,
+            "expiration": None if expires_in is None else now_ms + int(expires_in * 1000),
+            "created_at": now_ms,
+            "updated_at": now_ms,
+        }
+        self._machine_tokens[token] = record
+        return token
+
+    def issue_m2m_token(
+        self,
+        *,
+        machine_id: str = "mch_2exampleservicea00000000",
+        scopes: Iterable[str] = (),
+        claims: Mapping[str, Any] | None = None,
+        expires_in: float | None = 3600,
+    ) -> str:
+        """An opaque M2M token (``mt_...``) the fake Backend API knows."""
+        record: dict[str, Any] = {"object": "machine_to_machine_token", "subject": machine_id}
+        record["scopes"] = list(scopes)
+        record["claims"] = dict(claims) if claims else None
+        return self._issue("mt_", record, expires_in)
+
+    def issue_api_key(
+        self,
+        *,
+        subject: str = "user_2abcdefghijklmnopqrstuvwxyz",
+        name: str = "test key",
+        scopes: Iterable[str] = (),
+        claims: Mapping[str, Any] | None = None,
+        expires_in: float | None = None,
+    ) -> str:
+        """An API key (``ak_...``) of a user or an organization (``subject``)."""
+        record = {
+            "object": "api_key",
+            "type": "api_key",
+            "name": name,
+            "subject": subject,
+            "scopes": list(scopes),
+            "claims": dict(claims) if claims else None,
+            "created_by": None,
+            "description": None,
+            "last_used_at": None,
+        }
+        return self._issue("ak_", record, expires_in)
+
+    def issue_oauth_token(
+        self,
+        *,
+        user_id: str = "user_2abcdefghijklmnopqrstuvwxyz",
+        client_id: str = "client_2exampleoauthapp0000000",
+        scopes: Iterable[str] = (),
+        expires_in: float | None = 3600,
+    ) -> str:
+        """An opaque OAuth access token (``oat_...``) issued to ``client_id`` for ``user_id``."""
+        record = {
+            "object": "clerk_idp_oauth_access_token",
+            "client_id": client_id,
+            "type": "oauth:access_token",
+            "subject": user_id,
+            "scopes": list(scopes),
+        }
+        return self._issue("oat_", record, expires_in)
+
+    def revoke(self, token: str, reason: str | None = None) -> None:
+        """Revoke an opaque token issued here (the fake then answers ``revoked: true``)."""
+        self._machine_tokens[token].update(revoked=True, revocation_reason=reason)
+
+    def _serve_backend(self, handler: BaseHTTPRequestHandler) -> None:
+        length = handler.headers.get("Content-Length", "0")
+        body = handler.rfile.read(int(length)) if length.isdigit() else b""
+        path = handler.path.split("?", 1)[0]
+        authorization = handler.headers.get("Authorization")
+        with self._count_lock:
+            self.backend_requests.append(
+                BackendRequest("POST", path, authorization, handler.headers.get("Content-Type"), body)
+            )
+        endpoint = _VERIFY_ENDPOINTS.get(path)
+        if endpoint is None:
+            self._answer(handler, 404, b'{"errors":[{"code":"resource_not_found"}]}')
+            return
+        kind, member = endpoint
+        allowed = {f"Bearer {self.secret_key}"}
+        if kind == "m2m_token":
+            allowed.add(f"Bearer {self.machine_secret_key}")
+        if authorization not in allowed:
+            self._answer(handler, 401, b'{"errors":[{"code":"authentication_invalid"}]}')
+            return
+        fault = self.backend_fault
+        if fault.delay:
+            time.sleep(fault.delay)
+        if fault.close:
+            handler.close_connection = True
+            handler.connection.close()
+            return
+        if fault.redirect is not None:
+            handler.send_response(307)
+            handler.send_header("Location", fault.redirect)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        if fault.endless:
+            self._answer_endlessly(handler, fault.status, fault.headers or {})
+            return
+        if fault.body is not None or fault.status != 200:
+            error = fault.body if fault.body is not None else b'{"errors":[{"code":"internal"}]}'
+            self._answer(handler, fault.status, error, drip=fault.drip, headers=fault.headers)
+            return
+        try:
+            token = json.loads(body)[member]
+            record = self._machine_tokens[token]
+        except (ValueError, KeyError, TypeError):
+            self._answer(handler, 404, b'{"errors":[{"code":"resource_not_found","message":"not found"}]}')
+            return
+        expiration = record["expiration"]
+        answer = {**record, "expired": expiration is not None and expiration <= self.clock() * 1000}
+        if kind == "m2m_token":
+            answer["token"] = token  # as Clerk's answer does
+        self._answer(handler, 200, json.dumps(answer).encode(), drip=fault.drip, headers=fault.headers)
 
     def reset_count(self) -> None:
         """Zero `request_count`."""
@@ -307,6 +488,77 @@ class LocalIssuer:
         """A ``pk_test_`` key encoding this issuer's host; derives issuer and JWKS URL."""
         return "pk_test_" + base64.b64encode(f"{self.host}:{self.port}$".encode()).decode()
 
+    def mint_m2m(
+        self,
+        *,
+        machine_id: str = "mch_2exampleservicea00000000",
+        scopes: Iterable[str] = (),
+        claims: Mapping[str, Any] | None = None,
+        expires_in: float = 3600,
+        header: Mapping[str, Any] | None = None,
+        **payload: Any,
+    ) -> str:
+        """A JWT-format M2M token, as Clerk mints them (header ``cat`` ``cl_B7d4PD333AAA``).
+
+        ``scopes`` are the machine ids it may call (space-separated
+        ``scopes`` claim); ``claims`` are custom claims; other keywords set
+        (or, with `MISSING`, remove) payload claims.
+        """
+        now = int(self.clock())
+        body: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": machine_id,
+            "exp": now + int(expires_in),
+            "iat": now,
+            "nbf": now - 10,
+            "jti": "mt_" + b64url(secrets.token_bytes(15)),
+        }
+        if scopes:
+            body["scopes"] = " ".join(scopes)
+        body.update(claims or {})
+        return self._sign_machine({"cat": M2M_CATEGORY, "typ": "JWT"}, body, payload, header)
+
+    def mint_oauth(
+        self,
+        *,
+        user_id: str = "user_2abcdefghijklmnopqrstuvwxyz",
+        client_id: str = "client_2exampleoauthapp0000000",
+        scopes: Iterable[str] = (),
+        expires_in: float = 3600,
+        typ: str = "at+jwt",
+        header: Mapping[str, Any] | None = None,
+        **payload: Any,
+    ) -> str:
+        """A JWT-format OAuth access token (RFC 9068: header ``typ`` ``at+jwt``)."""
+        now = int(self.clock())
+        body: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": user_id,
+            "client_id": client_id,
+            "exp": now + int(expires_in),
+            "iat": now,
+            "nbf": now - 10,
+            "jti": "oat_" + b64url(secrets.token_bytes(15)),
+            "scope": " ".join(scopes),
+        }
+        return self._sign_machine({"typ": typ}, body, payload, header)
+
+    def _sign_machine(
+        self,
+        head: dict[str, Any],
+        body: dict[str, Any],
+        payload: Mapping[str, Any],
+        header: Mapping[str, Any] | None,
+    ) -> str:
+        head = {"alg": "RS256", "kid": self.kid, **head}
+        for target, changes in ((head, header or {}), (body, payload)):
+            for name, value in changes.items():
+                if value is MISSING:
+                    target.pop(name, None)
+                else:
+                    target[name] = value
+        return sign(head, body, self.key)
+
     def env(self) -> dict[str, str]:
         """``CLERK_*`` variables that point clerkguard at this issuer."""
         return {
@@ -324,6 +576,17 @@ class LocalIssuer:
         options.setdefault("publishable_key", self.publishable_key)
         options.setdefault("env", {})
         return ClerkAuth(**options)
+
+    def machine_auth(self, **options: Any) -> ClerkAuth:
+        """`auth` that can also verify opaque machine tokens with this fake Backend API.
+
+        Adds ``secret_key`` and ``api_url`` (keys still come from the
+        Frontend-API JWKS URL of the publishable key).
+        """
+        options.setdefault("secret_key", self.secret_key)
+        options.setdefault("api_url", self.api_url)
+        options.setdefault("jwks_uri", self.jwks_uri)
+        return self.auth(**options)
 
     def jwks(self) -> dict[str, Any]:
         """The public JWKS document (current key first, then `extra_keys`)."""

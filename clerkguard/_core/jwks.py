@@ -135,7 +135,10 @@ class JWKSState:
         """
         started = self.flight_started_at
         if started is not None and self.in_flight(now):
-            return started + self.policy.flight_abandoned_after - now
+            # The same expression as in_flight's test: `age < limit` guarantees
+            # `limit - age > 0` in floating point, where `started + limit - now`
+            # can round to 0.0 and make a refresher spin.
+            return self.policy.flight_abandoned_after - (now - started)
         return max(self.next_refresh_at - now, 0.0)
 
     # -- transitions -----------------------------------------------------------

@@ -20,12 +20,44 @@ from joserfc.jwk import RSAKey
 from ..errors import NotAuthenticated
 from .jsonstrict import StrictJSONError, loads_object
 
-__all__ = ["ClaimPolicy", "ParsedToken", "check_claims", "decode_payload", "parse_token", "verify_signature"]
+__all__ = [
+    "HEADER_M2M",
+    "HEADER_NEUTRAL",
+    "HEADER_OAUTH",
+    "HEADER_SESSION",
+    "ClaimPolicy",
+    "ParsedToken",
+    "check_claims",
+    "check_machine_claims",
+    "decode_payload",
+    "parse_token",
+    "verify_signature",
+]
 
 #: Longest token accepted (Clerk's own limit is 4 KB).
 MAX_TOKEN_LENGTH = 8192
 #: Clerk token categories (the ``cat`` header) that are session tokens.
 SESSION_CATEGORIES = frozenset({"cl_B7d4PD111AAA", "cl_I7d4PD111III"})
+#: Clerk's session-token category, its M2M category, and the "ignore" category
+#: (instances with ``use_ignore_jwt_cat`` stamp it on every class: no class info).
+CATEGORY_SESSION = "cl_B7d4PD111AAA"
+CATEGORY_M2M = "cl_B7d4PD333AAA"
+CATEGORY_IGNORE = "cl_I7d4PD111III"
+#: ``typ`` of OAuth 2.0 JWT access tokens (RFC 9068 section 2.1), as Clerk checks it.
+OAUTH_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+#: The M2M subject prefix: a JWT for machine ``mch_...`` is an M2M token.
+M2M_SUBJECT_PREFIX = "mch_"
+
+# What the header says about the token's kind (ParsedToken.header_kind):
+#: ``cat`` is the session category: a session token, nothing else.
+HEADER_SESSION = 0
+#: No ``cat`` (or the "ignore" one), ``typ`` JWT: a session token, or an M2M
+#: token when ``sub`` is ``mch_...`` (Clerk's own rule).
+HEADER_NEUTRAL = 1
+#: ``cat`` is the M2M category.
+HEADER_M2M = 2
+#: ``typ`` is ``at+jwt``: an OAuth access token.
+HEADER_OAUTH = 3
 
 # RFC 7515 compact serialisation: three base64url segments, no padding.
 # Deleting every base64url character must leave exactly the two separators:
@@ -57,6 +89,8 @@ class ParsedToken:
     signing_input: bytes
     signature: bytes
     payload_segment: str
+    #: One of the ``HEADER_*`` constants.
+    header_kind: int = HEADER_SESSION
 
 
 def _b64decode(segment: str) -> bytes:
@@ -76,8 +110,8 @@ def _malformed(detail: str) -> NotAuthenticated:
     return NotAuthenticated("token-malformed", detail)
 
 
-def _check_header(segment: str) -> str:
-    """Validate a header segment; return its ``kid``."""
+def _check_header(segment: str) -> tuple[str, int]:
+    """Validate a header segment; return its ``kid`` and what it says about the kind."""
     try:
         header = loads_object(_b64decode(segment))
     except (ValueError, binascii.Error, StrictJSONError):
@@ -87,18 +121,25 @@ def _check_header(segment: str) -> str:
     if "crit" in header:
         raise NotAuthenticated("token-invalid-header", "critical header extensions are not supported")
     typ = header.get("typ", "JWT")
-    if typ != "JWT":
+    oauth = isinstance(typ, str) and typ in OAUTH_TYPES
+    if typ != "JWT" and not oauth:
         raise NotAuthenticated("token-invalid-header", "the token type is not JWT")
     # An explicit `"cat": null` is not an absent category; and a list or
     # object must not reach the (hashing) set lookup.
     cat = header.get("cat", _ABSENT)
-    if cat is not _ABSENT and not (isinstance(cat, str) and cat in SESSION_CATEGORIES):
-        raise NotAuthenticated("token-type-mismatch", "the token is not a Clerk session token")
+    if cat is _ABSENT or cat == CATEGORY_IGNORE:
+        kind = HEADER_OAUTH if oauth else HEADER_NEUTRAL
+    elif cat == CATEGORY_SESSION and not oauth:
+        kind = HEADER_SESSION
+    elif cat == CATEGORY_M2M and not oauth:
+        kind = HEADER_M2M
+    else:  # JWT templates, unknown categories, an OAuth type with a Clerk category
+        raise NotAuthenticated("token-type-mismatch", "the token is not a Clerk session or machine token")
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise NotAuthenticated("token-invalid-header", "the token header has no key id")
     # jku / x5u / x5c / jwk are never consulted: keys come only from configuration.
-    return kid
+    return kid, kind
 
 
 class HeaderCache:
@@ -107,16 +148,17 @@ class HeaderCache:
     __slots__ = ("_entries",)
 
     def __init__(self) -> None:
-        self._entries: dict[str, str] = {}
+        self._entries: dict[str, tuple[str, int]] = {}
 
-    def kid_for(self, segment: str) -> str:
-        kid = self._entries.get(segment)
-        if kid is None:
-            kid = _check_header(segment)
+    def kid_for(self, segment: str) -> tuple[str, int]:
+        """``(kid, header kind)`` of a valid header segment."""
+        found = self._entries.get(segment)
+        if found is None:
+            found = _check_header(segment)
             if len(self._entries) >= _HEADER_CACHE_SIZE:
                 self._entries.clear()
-            self._entries[segment] = kid
-        return kid
+            self._entries[segment] = found
+        return found
 
 
 def parse_token(token: object, headers: HeaderCache) -> ParsedToken:
@@ -142,13 +184,13 @@ def parse_token(token: object, headers: HeaderCache) -> ParsedToken:
     header_seg, payload_seg, sig_seg = token.split(".")
     if not header_seg or not payload_seg or not sig_seg:
         raise _malformed("the token is not three base64url segments")
-    kid = headers.kid_for(header_seg)
+    kid, header_kind = headers.kid_for(header_seg)
     try:
         signature = _b64decode(sig_seg)
     except (ValueError, binascii.Error):
         raise _malformed("the token signature is not base64url") from None
     signing_input = data[: len(header_seg) + 1 + len(payload_seg)]
-    return ParsedToken(kid, signing_input, signature, payload_seg)
+    return ParsedToken(kid, signing_input, signature, payload_seg, header_kind)
 
 
 def verify_signature(parsed: ParsedToken, key: RSAKey) -> bool:
@@ -192,21 +234,11 @@ def check_claims(claims: dict[str, Any], policy: ClaimPolicy, now: float) -> Non
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise NotAuthenticated("token-invalid-subject", "the token has no subject")
+    if sub.startswith(M2M_SUBJECT_PREFIX):  # a machine's token under a session category
+        raise NotAuthenticated("token-type-mismatch", "the token is not a Clerk session token")
     if not isinstance(claims.get("sid"), str):
         raise NotAuthenticated("token-invalid-claims", "the token has no session id")
-    exp: Any = claims.get("exp")
-    iat: Any = claims.get("iat")
-    # `nbf` is optional, but a present `"nbf": null` is not a number (Clerk agrees).
-    nbf: Any = claims.get("nbf", _ABSENT)
-    if not _is_number(exp) or not _is_number(iat) or (nbf is not _ABSENT and not _is_number(nbf)):
-        raise NotAuthenticated("token-invalid-claims", "exp, iat and nbf must be numbers")
-    skew = policy.clock_skew
-    if exp <= now - skew:
-        raise NotAuthenticated("token-expired", "the token has expired")
-    if nbf is not _ABSENT and nbf > now + skew:
-        raise NotAuthenticated("token-not-active-yet", "the token is not valid yet")
-    if iat > now + skew:
-        raise NotAuthenticated("token-iat-in-the-future", "the token was issued in the future")
+    _check_times(claims, policy.clock_skew, now)
     if claims.get("iss") != policy.issuer:
         raise NotAuthenticated("token-invalid-issuer", "the token was issued by another issuer")
     if policy.authorized_parties is not None:
@@ -217,6 +249,44 @@ def check_claims(claims: dict[str, Any], policy: ClaimPolicy, now: float) -> Non
             )
     if claims.get("sts") == "pending" and not policy.allow_pending:
         raise NotAuthenticated("session-pending", "the session has pending tasks")
+
+
+def _check_times(claims: dict[str, Any], skew: float, now: float) -> None:
+    exp: Any = claims.get("exp")
+    iat: Any = claims.get("iat")
+    # `nbf` is optional, but a present `"nbf": null` is not a number (Clerk agrees).
+    nbf: Any = claims.get("nbf", _ABSENT)
+    if not _is_number(exp) or not _is_number(iat) or (nbf is not _ABSENT and not _is_number(nbf)):
+        raise NotAuthenticated("token-invalid-claims", "exp, iat and nbf must be numbers")
+    if exp <= now - skew:
+        raise NotAuthenticated("token-expired", "the token has expired")
+    if nbf is not _ABSENT and nbf > now + skew:
+        raise NotAuthenticated("token-not-active-yet", "the token is not valid yet")
+    if iat > now + skew:
+        raise NotAuthenticated("token-iat-in-the-future", "the token was issued in the future")
+
+
+def check_machine_claims(claims: dict[str, Any], m2m: bool, skew: float, now: float) -> None:
+    """The claim rules of a JWT M2M token (``m2m``) or OAuth access token.
+
+    The same time rules as sessions. ``iss`` and ``azp`` are not compared:
+    the instance's own keys bind the token to it (Clerk's SDK compares
+    neither), and machine tokens come from servers, not browser origins.
+
+    Raises:
+        NotAuthenticated: with a reason naming the failed rule.
+    """
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise NotAuthenticated("token-invalid-subject", "the token has no subject")
+    if m2m != sub.startswith(M2M_SUBJECT_PREFIX):
+        # An M2M category on a user's token, or an OAuth token for a machine.
+        raise NotAuthenticated("token-type-mismatch", "the token's subject does not fit its type")
+    _check_times(claims, skew, now)
+    for name in ("jti", "iss", "scope", "scopes", "client_id"):
+        value = claims.get(name)
+        if value is not None and not isinstance(value, str):
+            raise NotAuthenticated("token-invalid-claims", f"{name} must be a string")
 
 
 Clock = Callable[[], float]

@@ -127,3 +127,35 @@ def test_a_pem_key_needs_no_jwks(clerk_issuer: LocalIssuer, tmp_path: Path) -> N
     assert result.returncode == 0
     assert result.stdout == "no JWKS: keys come from the configured PEM public key (jwt_key, 2048 bits)\n"
     assert clerk_issuer.request_count == 0
+
+
+def _secret_url(base: str) -> str:
+    # Userinfo and a query key, as some proxies and gateways want them.
+    scheme, rest = base.split("://", 1)
+    return f"{scheme}://svc:pw-CANARY-1@{rest}?api_key=CANARY-2&x=1"
+
+
+def test_the_url_is_shown_without_userinfo_or_query(clerk_issuer: LocalIssuer) -> None:
+    env = {**clerk_issuer.env(), "CLERK_JWKS_URI": _secret_url(clerk_issuer.jwks_uri)}
+    text = run_in_process("jwks", env=env)
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.splitlines()[0] == f"JWKS {clerk_issuer.jwks_uri}: 1 key, 1 usable"
+    result, body = _jwks(clerk_issuer, env=env)
+    assert result.returncode == 0
+    assert body["jwks_uri"] == clerk_issuer.jwks_uri
+    for output in (text.stdout + text.stderr, result.stdout + result.stderr):
+        assert "CANARY" not in output
+        assert "api_key" not in output
+
+
+def test_a_failed_fetch_shows_the_url_without_userinfo_or_query(clerk_issuer: LocalIssuer) -> None:
+    clerk_issuer.set_fault(status=500)
+    env = {**clerk_issuer.env(), "CLERK_JWKS_URI": _secret_url(clerk_issuer.jwks_uri)}
+    text = run_in_process("jwks", env=env)
+    assert text.returncode == 2
+    assert f"UNAVAILABLE: {clerk_issuer.jwks_uri}: HTTP 500" in text.stderr
+    result, body = _jwks(clerk_issuer, env=env)
+    assert result.returncode == 2
+    assert (body["jwks_uri"], body["error"]) == (clerk_issuer.jwks_uri, "HTTP 500")
+    for output in (text.stdout + text.stderr, result.stdout + result.stderr):
+        assert "CANARY" not in output

@@ -447,6 +447,13 @@ def test_edge_durations_are_accepted(option: str, value: float) -> None:
         ("token_cache_size", -1),
         ("token_cache_size", True),
         ("token_cache_size", 1.5),
+        ("token_cache_bytes", -1),
+        ("token_cache_bytes", False),
+        ("token_cache_bytes", 1e6),
+        ("machine_cache_size", -1),
+        ("machine_cache_ttl", -1),
+        ("machine_negative_cache_ttl", float("nan")),
+        ("backend_api_rate", 0),
         ("issuer", ""),
         ("issuer", "   "),
     ],
@@ -464,6 +471,7 @@ def test_every_env_backed_option_error_names_its_variable() -> None:
         "api_url": {"CLERK_API_URL": "http://c.example", "CLERK_SECRET_KEY": "sk_test_abcdefgh"}
         | {"CLERK_ISSUER": "https://c.example"},
         "authorized_parties": {"CLERK_AUTHORIZED_PARTIES": ",", "CLERK_PUBLISHABLE_KEY": pk("c.example")},
+        "machine_secret_key": {"CLERK_MACHINE_SECRET_KEY": "ak_ x", "CLERK_PUBLISHABLE_KEY": pk("c.example")},
     }
     assert set(cases) | {"issuer"} == set(ENV_VARS)
     for option, env in cases.items():

@@ -272,3 +272,22 @@ def test_configuration_errors_never_echo_the_secret(options: dict[str, Any]) -> 
         ClerkAuth(env={}, **options)
     for text in (str(info.value), repr(info.value), "".join(traceback.format_exception(info.value))):
         assert CANARY not in text
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://user:CANARY@keys.example/jwks?api_key=CANARY#frag", "https://keys.example/jwks"),
+        ("https://keys.example:8443/v1/jwks?token=CANARY", "https://keys.example:8443/v1/jwks"),
+        ("http://a%40b:CANARY@127.0.0.1:9/x", "http://127.0.0.1:9/x"),
+        ("http://u:CANARY@[::1]:8080/jwks", "http://[::1]:8080/jwks"),
+    ],
+)
+def test_repr_shows_the_jwks_url_without_userinfo_query_or_fragment(url: str, shown: str) -> None:
+    auth = ClerkAuth(jwks_uri=url, issuer="https://issuer.example", env={})
+    try:
+        text = repr(auth)
+        assert "CANARY" not in text
+        assert f"keys={shown!r}" in text
+    finally:
+        auth.close()

@@ -224,7 +224,7 @@ async def test_typ_absent_or_jwt_is_accepted(verify: Verifier, mint: Mint, typ: 
     assert (await verify(mint(header={"typ": typ}))).user_id
 
 
-@pytest.mark.parametrize("typ", ["jwt", "at+jwt", "JWS", "JOSE", "", None, 1, ["JWT"]], ids=repr)
+@pytest.mark.parametrize("typ", ["jwt", "AT+JWT", "JWS", "JOSE", "", None, 1, ["JWT"]], ids=repr)
 async def test_other_typ_is_rejected(verify: Verifier, mint: Mint, typ: Any) -> None:
     assert await verify.reason(mint(header={"typ": typ})) == "token-invalid-header"
 

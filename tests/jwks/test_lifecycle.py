@@ -6,12 +6,14 @@ Small ``jwks_ttl``/``jwks_cooldown`` values keep these real-time tests short.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 import httpx
@@ -336,3 +338,35 @@ def test_a_refresher_never_keeps_the_interpreter_from_exiting(issuer: LocalIssue
             assert proc.wait(timeout=15) == 0  # not 60 s (http_timeout), not forever
         finally:
             proc.kill()
+
+
+def _refresher_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("clerkguard-jwks-")}
+
+
+def test_dropped_instances_never_closed_leave_no_refresher_thread(issuer: LocalIssuer) -> None:
+    baseline = _refresher_threads()
+    instances = [issuer.auth(jwks_ttl=3600) for _ in range(30)]
+    for auth in instances:
+        assert auth.verify(issuer.mint()).user_id  # starts this instance's refresher thread
+    assert len(_refresher_threads() - baseline) == 30
+    refs = [(weakref.ref(auth), weakref.ref(auth.keyring)) for auth in instances]
+    del auth, instances
+    gc.collect()
+    # The threads hold no strong reference: instances and keyrings are collected...
+    assert all(a() is None and k() is None for a, k in refs)
+    # ...and each refresher, woken by its keyring's death, ends on its own.
+    asyncio.run(eventually(lambda: not (_refresher_threads() - baseline)))
+
+
+async def test_a_dropped_instance_lets_its_async_refresher_task_end(issuer: LocalIssuer) -> None:
+    auth = issuer.auth(jwks_ttl=3600)
+    assert (await auth.averify(issuer.mint())).user_id  # starts the refresher task
+    name = auth.keyring.name
+    task = next(t for t in asyncio.all_tasks() if t.get_name() == f"{name}-refresher")
+    ref = weakref.ref(auth)
+    del auth
+    gc.collect()
+    assert ref() is None
+    await asyncio.wait_for(task, timeout=10)  # it ends without anyone cancelling it
+    assert not task.cancelled()
