@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all install test lint typecheck docs dist demo bench clean
+.PHONY: all install test lint typecheck docs dist demo bench bench-load clean
 
 all: test
 
@@ -43,6 +43,20 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/verify.py
+
+# Guarded vs open routes under real servers, loaded by wrk (a Debian package;
+# installed here when missing and running as root). LOAD_ARGS=--quick for a
+# short pass, e.g. `make bench-load LOAD_ARGS="--quick --frameworks sanic"`.
+LOAD_ARGS ?=
+bench-load: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }; \
+	  else \
+	    echo "wrk is not installed: sudo apt-get install wrk (Debian/Ubuntu), brew install wrk (macOS)"; \
+	    exit 1; \
+	  fi; }
+	$(BIN)/python benchmarks/load.py $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) .site .pytest_cache .mypy_cache .ruff_cache dist build

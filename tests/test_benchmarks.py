@@ -84,3 +84,55 @@ def test_guard_benchmark_smoke_run_measures_every_framework() -> None:
         assert open_us > 0
         assert guarded_us > 0
         assert row.split()[-1] in ("PASS", "MISS")
+
+
+def _section(lines: list[str], title: str) -> list[str]:
+    """The lines of the table whose title line starts with ``title``."""
+    start = next(i for i, line in enumerate(lines) if line.startswith(title))
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].strip()), len(lines))
+    return lines[start:end]
+
+
+def _row(lines: list[str], *first_cells: str) -> list[str]:
+    row = next(
+        (line.split() for line in lines if line.split()[: len(first_cells)] == list(first_cells)), None
+    )
+    assert row is not None, f"no row {first_cells} in:\n" + "\n".join(lines)
+    return row
+
+
+def test_load_benchmark_smoke_run_serves_both_routes_under_real_servers() -> None:
+    # The Python loop instead of wrk (CI needs no wrk): one sync and one async
+    # server, every case, tiny runs. Checks the pieces and the tables, not speed.
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "load.py"),
+            *("--loader", "python", "--frameworks", "flask,litestar"),
+            *("--duration", "0.2", "--rounds", "1", "--tokens", "5", "--cold-concurrency", "4"),
+            *("--fetch-delay", "0.1", "--triggers", "1"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    throughput = _section(lines, "throughput:")
+    cold = _section(lines, "cold start:")
+    lag = _section(lines, "event-loop lag:")
+    for framework in ("flask", "litestar"):
+        for case in ("repeated", "rotating"):
+            row = _row(throughput, framework, case)
+            assert row[-1] in ("PASS", "MISS"), row  # not INVALID: every request answered 200
+            open_rps, guarded_rps = float(row[2]), float(row[3])
+            assert open_rps > 0
+            assert guarded_rps > 0
+        # One JWKS fetch for the whole server, however many first requests; all 4 answered 200.
+        row = _row(cold, framework)
+        assert row[2] == "1", row
+        assert row[-1] == "200x4", row
+    row = _row(lag, "litestar")
+    assert row[-4:-1] == ["1", "200", "<=1"], row  # the new kid made exactly one refetch, answered 200
+    assert not any(line.startswith("flask") for line in lag)  # a sync server has no event loop

@@ -1,0 +1,131 @@
+"""The apps ``benchmarks/load.py`` serves: one per framework, two identical routes.
+
+Every app answers ``GET /open`` and ``GET /guarded`` with ``{"ok": true}``;
+the only difference is a plain ``@require_auth`` on ``/guarded``. Servers
+load an app by attribute name (``load_apps:flask``, ``load_apps:litestar``...)
+or, for servers that only evaluate names in the module (hypercorn), by
+``load_apps:build('quart')``. Each app is built on first access, so a server
+imports only its own framework.
+
+Configuration comes from the environment the benchmark sets: the ``CLERK_*``
+variables of a :class:`clerkguard.testing.LocalIssuer`, plus
+``CLERKGUARD_BENCH_COOLDOWN`` (``jwks_cooldown``, seconds).
+
+To benchmark another framework: add a ``_<name>()`` builder here and one
+entry to ``FRAMEWORKS`` in ``load.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from clerkguard import ClerkAuth
+
+BODY = {"ok": True}
+
+
+def _auth() -> ClerkAuth:
+    return ClerkAuth(jwks_cooldown=float(os.environ.get("CLERKGUARD_BENCH_COOLDOWN", "30")))
+
+
+def _flask() -> Any:
+    from flask import Flask
+
+    from clerkguard.flask import ClerkGuard, require_auth
+
+    app = Flask("bench")
+    ClerkGuard(app, auth=_auth())
+
+    @app.get("/open")
+    def open_route() -> dict[str, bool]:
+        return BODY
+
+    @app.get("/guarded")
+    @require_auth
+    def guarded_route() -> dict[str, bool]:
+        return BODY
+
+    return app
+
+
+def _quart() -> Any:
+    from quart import Quart
+
+    from clerkguard.quart import ClerkGuard, require_auth
+
+    app = Quart("bench")
+    ClerkGuard(app, auth=_auth())
+
+    @app.get("/open")
+    async def open_route() -> dict[str, bool]:
+        return BODY
+
+    @app.get("/guarded")
+    @require_auth
+    async def guarded_route() -> dict[str, bool]:
+        return BODY
+
+    return app
+
+
+def _litestar() -> Any:
+    from litestar import Litestar, get
+
+    from clerkguard.litestar import ClerkPlugin, require_auth
+
+    @get("/open")
+    async def open_route() -> dict[str, bool]:
+        return BODY
+
+    @get("/guarded")
+    @require_auth
+    async def guarded_route() -> dict[str, bool]:
+        return BODY
+
+    return Litestar([open_route, guarded_route], plugins=[ClerkPlugin(_auth())], openapi_config=None)
+
+
+def _sanic() -> Any:
+    from sanic import Request, Sanic
+    from sanic.response import HTTPResponse, json
+
+    from clerkguard.sanic import ClerkGuard, require_auth
+
+    app = Sanic("bench")
+    ClerkGuard(app, auth=_auth())
+
+    @app.get("/open")
+    async def open_route(request: Request) -> HTTPResponse:
+        return json(BODY)
+
+    @app.get("/guarded")
+    @require_auth
+    async def guarded_route(request: Request) -> HTTPResponse:
+        return json(BODY)
+
+    return app
+
+
+_BUILDERS: dict[str, Callable[[], Any]] = {
+    "flask": _flask,
+    "quart": _quart,
+    "litestar": _litestar,
+    "sanic": _sanic,
+}
+_BUILT: dict[str, Any] = {}
+
+
+def build(name: str) -> Any:
+    """The app of framework ``name``, built once (``load_apps:build('quart')`` for hypercorn)."""
+    if name not in _BUILT:
+        _BUILT[name] = _BUILDERS[name]()
+    return _BUILT[name]
+
+
+def __getattr__(name: str) -> Any:
+    """``load_apps.<framework>``: that framework's app, built once on first access."""
+    if name not in _BUILDERS:
+        raise AttributeError(name)
+    return build(name)
