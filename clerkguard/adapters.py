@@ -567,9 +567,22 @@ class Guard(Generic[RequestT]):
 
     def _start(self, request: RequestT) -> tuple[ClerkAuth, str, TokenSource, int] | None:
         """Everything before verification; ``None`` = an anonymous ``optional`` request."""
-        if self.options.allow_options and self.adapter.method(request) == "OPTIONS":
+        options = self.options
+        adapter = self.adapter
+        if options.allow_options and adapter.method(request) == "OPTIONS":
             raise Preflight
-        auth = self.options.auth or self.adapter.auth_for(request)
+        auth = options.auth or adapter.auth_for(request)
+        if self._sources[0] == "header":
+            # The common API request, decided inline: one Authorization line,
+            # "Bearer <token>", nothing folded into it. Everything else takes
+            # the general path below, which gives this case the same answer.
+            values = adapter.header_values(request, "authorization")
+            if len(values) == 1:
+                value = values[0]
+                if value[:7] == "Bearer " and "," not in value:
+                    token = value[7:].strip()
+                    if token:
+                        return auth, token, "header", 0
         found = self.credential(request, auth)
         if found is None:
             if self.options.optional:
@@ -646,6 +659,10 @@ class Guard(Generic[RequestT]):
             return True
         return origin_matches_host(origin, _one(adapter.header_values(request, "host")))
 
+    def _unconditional(self, auth: ClerkAuth) -> bool:
+        """No rule and no ``authorize`` to run: a verified session is the whole decision."""
+        return self._rule is None and self.options.authorize is None and auth.authorize is None
+
     def _callbacks(self, auth: ClerkAuth) -> tuple[tuple[Rule, str], ...]:
         authorize = self.options.authorize if self.options.authorize is not None else auth.authorize
         if self._rule is None:
@@ -684,6 +701,8 @@ class Guard(Generic[RequestT]):
                 if not isinstance(session, Session):  # cookies carry session tokens only
                     raise NotAuthenticated("token-type-not-accepted", "a cookie holds session tokens only")
                 self._cookie_rules(request, auth, session, uat)
+            if self._unconditional(auth):
+                return session
             for callback, what in self._callbacks(auth):
                 result: object = None
                 try:
@@ -721,6 +740,8 @@ class Guard(Generic[RequestT]):
                 if not isinstance(session, Session):  # cookies carry session tokens only
                     raise NotAuthenticated("token-type-not-accepted", "a cookie holds session tokens only")
                 self._cookie_rules(request, auth, session, uat)
+            if self._unconditional(auth):
+                return session
             for callback, what in self._callbacks(auth):
                 try:
                     # A MachineCredential has the same has()/token_type surface.

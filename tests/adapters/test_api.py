@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from clerkguard import AuthError, ClerkAuth, ConfigurationError, Forbidden, Session
 from clerkguard.adapters import (
@@ -166,6 +168,13 @@ class TestTokenSources:
         assert decide(strict, Req(method="OPTIONS")) == (401, "token-missing")
 
 
+#: A guard that never gets as far as verifying (no key source is contacted).
+_HEADER_ONLY = guard(
+    ClerkAuth(jwks_uri="http://127.0.0.1:9/jwks.json", issuer="http://127.0.0.1:9", env={}),
+    token_sources=("header",),
+)
+
+
 class TestRequestParsing:
     """What must be identical in every framework is decided here, once."""
 
@@ -183,6 +192,37 @@ class TestRequestParsing:
     )
     def test_bearer_followed_by_any_whitespace(self, value: str, expected: str | None) -> None:
         assert token_from_authorization(value) == expected
+
+    @settings(max_examples=500, deadline=None)
+    @given(
+        st.one_of(
+            st.text(max_size=24),
+            st.text(alphabet=" \t\u00a0,=.aBbe", max_size=24).map(lambda rest: "Bearer" + rest),
+        )
+    )
+    def test_the_inline_bearer_path_agrees_with_the_parser(self, value: str) -> None:
+        # Guard._start decides "Bearer <token>" inline (the hot path); it must
+        # give exactly what the general parser gives, for any header value.
+        expected: tuple[str, str | None]
+        try:
+            token = token_from_authorization_values([value])
+        except AuthError as error:
+            expected = ("refused", error.reason)
+        else:
+            if token is None:
+                expected = ("refused", "token-missing")
+            elif not token:
+                expected = ("refused", "token-malformed")
+            else:
+                expected = ("header", token)
+        try:
+            started = _HEADER_ONLY._start(Req(headers={"Authorization": value}))
+        except AuthError as error:
+            actual: tuple[str, str | None] = ("refused", error.reason)
+        else:
+            assert started is not None
+            actual = (started[2], started[1])
+        assert actual == expected
 
     @pytest.mark.parametrize(
         "values",
