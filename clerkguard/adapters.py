@@ -702,7 +702,7 @@ class Guard(Generic[RequestT]):
                     raise NotAuthenticated("token-type-not-accepted", "a cookie holds session tokens only")
                 self._cookie_rules(request, auth, session, uat)
             if self._unconditional(auth):
-                return session
+                return session  # type: ignore[return-value]  # see the final return
             for callback, what in self._callbacks(auth):
                 result: object = None
                 try:
@@ -741,7 +741,7 @@ class Guard(Generic[RequestT]):
                     raise NotAuthenticated("token-type-not-accepted", "a cookie holds session tokens only")
                 self._cookie_rules(request, auth, session, uat)
             if self._unconditional(auth):
-                return session
+                return session  # type: ignore[return-value]  # see the final return
             for callback, what in self._callbacks(auth):
                 try:
                     # A MachineCredential has the same has()/token_type surface.
