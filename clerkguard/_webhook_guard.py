@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, overload
 
 from typing_extensions import Unpack
 
-from .adapters import Adapter, _remember
+from .adapters import Adapter, _remember, is_async_callable
 from .errors import ConfigurationError, WebhookError
 
 if TYPE_CHECKING:
@@ -249,19 +249,13 @@ class WebhookGuard(Generic[RequestT]):
             logger.warning("webhook dedupe release raised %s", type(exc).__name__, exc_info=exc)
 
 
-def _is_async(fn: Callable[..., Any]) -> bool:
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
-
-
 def wrap_webhook_handler(handler: Callable[..., Any], guard: WebhookGuard[Any]) -> Callable[..., Any]:
     """The default wrapper: same sync/async kind as the handler (adapter flags permitting)."""
     adapter = guard.adapter
     # Like require_auth: the extensions' decorator-order checks (ClerkGuard for
     # Flask/Quart/Sanic) then refuse a route that registered the bare function.
     _remember(handler)
-    if not adapter.sync_only and (adapter.async_only or _is_async(handler)):
+    if not adapter.sync_only and (adapter.async_only or is_async_callable(handler)):
 
         @functools.wraps(handler)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:

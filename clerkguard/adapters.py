@@ -88,6 +88,7 @@ __all__ = [
     "client_uat_names_for",
     "cookie_names_for",
     "guard_of",
+    "is_async_callable",
     "log_refusal",
     "origin_matches_host",
     "parse_cookies",
@@ -898,10 +899,11 @@ class RequireAuth:
         return Guard(self.adapter, _options(**options))
 
 
-def _is_async(fn: Callable[..., Any]) -> bool:
+def is_async_callable(fn: object) -> bool:
+    """Whether calling ``fn`` returns a coroutine: an ``async def``, a partial of one,
+    or an object whose ``__call__`` is ``async def``."""
     while isinstance(fn, functools.partial):
         fn = fn.func
-    # A callable object with an ``async def __call__`` is an async handler too.
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
 
 
@@ -937,7 +939,7 @@ def _wrap_handler(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..
     """
     adapter = guard.adapter
     _remember(handler)
-    if not adapter.sync_only and (adapter.async_only or _is_async(handler)):
+    if not adapter.sync_only and (adapter.async_only or is_async_callable(handler)):
 
         @functools.wraps(handler)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -67,7 +67,15 @@ from starlette.websockets import WebSocket
 from typing_extensions import Unpack
 
 from ._webhook_guard import IGNORED, Ignored, RequireWebhook, WebhookGuard, build_require_webhook
-from .adapters import Guard, GuardKwargs, Preflight, RequireAuth, build_require_auth, guard_of
+from .adapters import (
+    Guard,
+    GuardKwargs,
+    Preflight,
+    RequireAuth,
+    build_require_auth,
+    guard_of,
+    is_async_callable,
+)
 from .auth import ClerkAuth
 from .errors import AuthError, WebhookError
 from .session import Session
@@ -132,10 +140,6 @@ class _OptionsAnswer(HTTPException):
 
 
 # -- the decorator ----------------------------------------------------------------------------
-def _is_async(fn: Callable[..., Any]) -> bool:
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004
 
 
 #: Name of the parameter the decorator adds when the endpoint has no ``HTTPConnection``
@@ -180,10 +184,10 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
         parameters.insert(at, added)
         signature = signature.replace(parameters=parameters)
 
-    if websocket and not _is_async(handler):
+    if websocket and not is_async_callable(handler):
         raise TypeError("websocket endpoints are async; @require_auth can't wrap a sync one")
     wrapper: Callable[..., Any]
-    if _is_async(handler):
+    if is_async_callable(handler):
 
         @functools.wraps(handler)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -262,7 +266,7 @@ def _wrap_webhook(handler: Callable[..., Any], guard: WebhookGuard[Any]) -> Call
         parameters.insert(
             at, inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, annotation=HTTPConnection)
         )
-    is_async = _is_async(handler)
+    is_async = is_async_callable(handler)
 
     @functools.wraps(handler)
     async def webhook_wrapper(*args: Any, **kwargs: Any) -> Any:

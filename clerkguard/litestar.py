@@ -79,6 +79,7 @@ from .adapters import (
     Preflight,
     RequireAuth,
     build_require_auth,
+    is_async_callable,
     wrapped_chain,
 )
 from .auth import ClerkAuth
@@ -364,10 +365,6 @@ class LitestarAdapter(Adapter[ASGIConnection[Any, Any, Any, Any]]):
 
 
 # -- the decorator ----------------------------------------------------------------------------------
-def _is_async_callable(fn: object) -> bool:
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004 - callable objects
 
 
 def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
@@ -399,7 +396,7 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
         parameters.insert(at, injected)
 
     wrapper: Callable[..., Any]
-    if _is_async_callable(handler):
+    if is_async_callable(handler):
 
         @functools.wraps(handler)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -478,7 +475,7 @@ def _wrap_webhook(handler: Callable[..., Any], guard: WebhookGuard[Any]) -> Call
             at -= 1
         injected = inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request)
         parameters.insert(at, injected)
-    is_async = _is_async_callable(handler)
+    is_async = is_async_callable(handler)
 
     @functools.wraps(handler)
     async def webhook_wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -72,6 +72,7 @@ from .adapters import (
     RequireAuth,
     build_require_auth,
     guard_of,
+    is_async_callable,
     wrapped_chain,
 )
 from .auth import ClerkAuth
@@ -288,12 +289,6 @@ def _remember(handler: Callable[..., Any]) -> None:
             pass
 
 
-def _is_async(fn: Callable[..., Any]) -> bool:
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))  # noqa: B004
-
-
 def _takes_websocket(handler: Callable[..., Any]) -> bool:
     """A websocket endpoint: its first non-``self`` parameter is named or typed ``websocket``."""
     try:
@@ -319,10 +314,10 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
     adapter = cast(StarletteAdapter, guard.adapter)
     websocket = _takes_websocket(handler)
     _remember(handler)
-    if websocket and not _is_async(handler):
+    if websocket and not is_async_callable(handler):
         raise TypeError("websocket endpoints are async; @require_auth can't wrap a sync one")
 
-    if websocket or _is_async(handler):
+    if websocket or is_async_callable(handler):
 
         @functools.wraps(handler)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -397,7 +392,7 @@ class StarletteWebhookAdapter(StarletteAdapter):
         self, handler: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         """An async endpoint awaited; a sync one in the threadpool."""
-        if _is_async(handler):
+        if is_async_callable(handler):
             return await handler(*args, **kwargs)
         return await run_in_threadpool(handler, *args, **kwargs)
 
