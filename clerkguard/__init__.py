@@ -20,7 +20,7 @@ from .errors import (
     NotAuthenticated,
     WebhookError,
 )
-from .machine import AcceptsToken, MachineCredential, TokenType
+from .machine import AcceptsToken, Credential, MachineCredential, TokenType
 from .session import Reverification, Session
 
 __version__ = "0.1.0"
@@ -33,6 +33,7 @@ __all__ = [
     "ClerkAuth",
     "ClerkGuardError",
     "ConfigurationError",
+    "Credential",
     "Forbidden",
     "JWKSStats",
     "KeysUnavailable",

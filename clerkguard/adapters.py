@@ -405,6 +405,9 @@ class GuardKwargs(TypedDict, total=False):
     """Shorthand rule: a recent reverification (``"strict"``, ``Reverification(...)``)."""
     org: str | None
     """Shorthand rule: the active organization id."""
+    scope: str | None
+    """Shorthand rule: a scope granted to a machine credential (``"orders:read"``;
+    sessions have none)."""
     accepts_token: AcceptsToken
     """Credential kinds accepted: ``"session_token"`` (default), ``"m2m_token"``,
     ``"oauth_token"``, ``"api_key"``, a list, or ``"any"``. Machine kinds are
@@ -841,6 +844,7 @@ def _options(**options: Unpack[GuardKwargs]) -> GuardOptions:
                 plan=options.get("plan"),
                 reverification=options.get("reverification"),
                 org=options.get("org"),
+                scope=options.get("scope"),
             )
         ),
     )
@@ -851,7 +855,7 @@ class RequireAuth:
 
     Usable bare (``@require_auth``) or configured (``@require_auth(...)``)
     with the options of [`GuardKwargs`][clerkguard.adapters.GuardKwargs] (the rule shorthands ``role``,
-    ``permission``, ``feature``, ``plan``, ``reverification``, ``org`` must
+    ``permission``, ``feature``, ``plan``, ``reverification``, ``org``, ``scope`` must
     all hold, plus ``authorize``). Options are checked when the decorator is
     applied, not at the first request.
     """

@@ -26,8 +26,12 @@ DRF keeps "who is this" apart from "may they", and so does this module:
   answer 401, not 403, when a permission needs a session that isn't there.
 * Permission classes [`IsClerkAuthenticated`][clerkguard.drf.IsClerkAuthenticated],
   [`HasRole`][clerkguard.drf.HasRole], [`HasPermission`][clerkguard.drf.HasPermission],
-  [`HasFeature`][clerkguard.drf.HasFeature], [`HasPlan`][clerkguard.drf.HasPlan] and
+  [`HasFeature`][clerkguard.drf.HasFeature], [`HasPlan`][clerkguard.drf.HasPlan],
+  [`HasScope`][clerkguard.drf.HasScope] and
   [`Authorized`][clerkguard.drf.Authorized] (``authorize=``) compose with DRF's ``&``, ``|``, ``~``.
+* Machine tokens: a subclass of ``ClerkAuthentication`` with ``accepts_token``
+  (``authentication_classes = [ServiceAuthentication]``); ``request.auth`` is
+  then a [`MachineCredential`][clerkguard.MachineCredential] for a machine caller.
 * [`exception_handler`][clerkguard.drf.exception_handler] gives every clerkguard refusal the body and headers
   of every other clerkguard adapter (``{"error": ..., "reason": ..., "detail": ...}`` plus
   ``WWW-Authenticate`` / ``Retry-After``) instead of DRF's ``{"detail": ...}``.
@@ -62,7 +66,8 @@ from .adapters import Guard, Preflight, TokenSource
 from .auth import Authorize, ClerkAuth
 from .django import require_auth
 from .errors import AuthError, Forbidden
-from .rules import Rule, has_feature, has_permission, has_plan, has_role
+from .machine import AcceptsToken, Credential, MachineCredential
+from .rules import Rule, has_feature, has_permission, has_plan, has_role, has_scope
 from .session import Session
 
 __all__ = [
@@ -75,6 +80,7 @@ __all__ = [
     "HasPermission",
     "HasPlan",
     "HasRole",
+    "HasScope",
     "IsClerkAuthenticated",
     "exception_handler",
 ]
@@ -89,8 +95,14 @@ class ClerkUser:
     """``request.user`` for a Clerk session: enough of Django's user interface, no database.
 
     Attributes:
-        id: The Clerk user id (``user_...``); ``pk`` and ``username`` are the same.
-        session: The verified [`Session`][clerkguard.Session].
+        id: The Clerk user id (``user_...``); for a machine credential its
+            subject (``mch_...``, ``user_...`` or ``org_...``). ``pk`` and
+            ``username`` are the same.
+        session: The verified [`Session`][clerkguard.Session] (typed for
+            session-only views, like ``request.auth``).
+        credential: The same object typed [`Credential`][clerkguard.Credential]:
+            on views whose authentication accepts machine tokens it may be a
+            [`MachineCredential`][clerkguard.MachineCredential].
     """
 
     is_authenticated = True
@@ -99,11 +111,13 @@ class ClerkUser:
     is_staff = False
     is_superuser = False
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.id: str = session.user_id
-        self.pk: str = session.user_id
-        self.username: str = session.user_id
+    def __init__(self, session: Credential) -> None:
+        self.credential: Credential = session
+        # A machine credential only on views that accept one (their code reads `credential`).
+        self.session: Session = session  # type: ignore[assignment]
+        self.id: str = session.user_id if isinstance(session, Session) else session.subject
+        self.pk: str = self.id
+        self.username: str = self.id
 
     def get_username(self) -> str:
         """The Clerk user id (Django's ``AbstractBaseUser.get_username``)."""
@@ -168,6 +182,10 @@ class ClerkAuthentication(BaseAuthentication):  # type: ignore[misc]
     #: Origins (besides ``authorized_parties``) allowed to send cookie-authenticated
     #: unsafe requests (the guard's origin check, see the security docs).
     trusted_origins: ClassVar[tuple[str, ...]] = ()
+    #: Credential kinds accepted (``"session_token"``; a subclass may take
+    #: ``"m2m_token"``, ``"oauth_token"``, ``"api_key"``, a list, or ``"any"``).
+    #: Machine credentials are read from the Bearer header only.
+    accepts_token: ClassVar[AcceptsToken] = "session_token"
 
     _guards: ClassVar[dict[type[ClerkAuthentication], Guard[Any]]] = {}
 
@@ -182,12 +200,17 @@ class ClerkAuthentication(BaseAuthentication):  # type: ignore[misc]
                 token_sources=cls.token_sources,
                 allow_options=cls.allow_options,
                 trusted_origins=cls.trusted_origins,
+                accepts_token=cls.accepts_token,
             )
             cls._guards[cls] = guard
         return guard
 
     def authenticate(self, request: Request) -> tuple[ClerkUser, Session] | None:
-        """``(user, session)`` for a valid token, ``None`` without one."""
+        """``(user, session)`` for a valid token, ``None`` without one.
+
+        With ``accepts_token`` machine kinds, the second item may be a
+        [`MachineCredential`][clerkguard.MachineCredential].
+        """
         try:
             session = self.guard().check(request)
         except AuthError as error:
@@ -205,7 +228,9 @@ class ClerkAuthentication(BaseAuthentication):  # type: ignore[misc]
 
 def _session(request: Request) -> Session | None:
     session = getattr(request, "auth", None)
-    return session if isinstance(session, Session) else None
+    # A machine credential reaches permissions on views that accept one; rules
+    # ask it has() as they ask a Session.
+    return session if isinstance(session, (Session, MachineCredential)) else None  # type: ignore[return-value]
 
 
 def _deny(request: Request, error: Forbidden) -> bool:
@@ -322,6 +347,13 @@ class HasPlan(_Shorthand):
 
     def __init__(self, plan: str) -> None:
         super().__init__(has_plan(plan))
+
+
+class HasScope(_Shorthand):
+    """A machine credential was granted ``scope`` (sessions have no scopes)."""
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(has_scope(scope))
 
 
 def _clerk_authentication(request: Any) -> ClerkAuthentication | None:

@@ -78,7 +78,7 @@ from .adapters import (
 )
 from .auth import ClerkAuth
 from .errors import AuthError, WebhookError
-from .session import Session
+from .machine import Credential
 from .starlette import (
     ClerkAuthException,
     StarletteAdapter,
@@ -321,8 +321,12 @@ class ClerkBearer(SecurityBase):
         self.scheme_name = scheme_name
         self.__clerkguard__ = guard
 
-    async def __call__(self, request: HTTPConnection) -> Session | None:
+    async def __call__(self, request: HTTPConnection) -> Credential | None:
         """Verify the request; the session (``None``: optional and anonymous), or raise.
+
+        With ``accepts_token=`` machine kinds it may be a
+        [`MachineCredential`][clerkguard.MachineCredential]: annotate such a
+        parameter with [`Credential`][clerkguard.Credential].
 
         Runs on the event loop (async key fetch) whatever the endpoint's kind.
         Failures raise [`ClerkAuthException`][clerkguard.starlette.ClerkAuthException].

@@ -55,6 +55,7 @@ from .adapters import (
 )
 from .auth import ClerkAuth
 from .errors import AuthError, ConfigurationError, WebhookError
+from .machine import Credential
 from .session import Session
 
 if TYPE_CHECKING:
@@ -68,8 +69,10 @@ __all__ = [
     "ClerkGuard",
     "FlaskAdapter",
     "current_auth",
+    "current_credential",
     "current_webhook",
     "get_auth",
+    "get_credential",
     "get_webhook",
     "guard_blueprint",
     "require_auth",
@@ -257,6 +260,23 @@ def get_auth() -> Session | None:
 #: (``optional=True``, ``OPTIONS``); use ``if current_auth:``, not ``is None``,
 #: or call [`get_auth`][clerkguard.flask.get_auth].
 current_auth: Session = cast(Session, LocalProxy(get_auth))
+
+
+def get_credential() -> Credential | None:
+    """The credential a guard verified for this request, of any kind; ``None`` when there is none.
+
+    The same object as [`get_auth`][clerkguard.flask.get_auth], typed for routes
+    with ``accepts_token=``: a [`Session`][clerkguard.Session] or a
+    [`MachineCredential`][clerkguard.MachineCredential] (tell them apart by ``token_type``).
+    """
+    credential: Credential | None = g._get_current_object().get(G_ATTRIBUTE)
+    return credential
+
+
+#: The request's verified credential of any kind (a werkzeug ``LocalProxy``): the
+#: object `current_auth` proxies, typed [`Credential`][clerkguard.Credential] for
+#: routes that accept machine tokens (``accepts_token=``).
+current_credential: Credential = cast("Credential", LocalProxy(get_credential))
 
 
 def guard_blueprint(

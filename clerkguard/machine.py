@@ -14,17 +14,24 @@ kind               how it is recognised                                  how it 
 =================  ====================================================  ==========================
 
 A verified machine credential is a `MachineCredential`; a handler
-that accepts several kinds tells it from a [`Session`][clerkguard.Session] by
-``.token_type`` (both have it).
+that accepts several kinds takes a [`Credential`][clerkguard.Credential]
+(``Session | MachineCredential``) and tells them apart by ``.token_type``
+(both have it, and type checkers narrow the union on it)::
+
+    def who(credential: Credential) -> str:
+        if credential.token_type == "session_token":
+            return credential.user_id  # a Session here
+        return credential.subject  # a MachineCredential here
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeAlias
 
 from .errors import ConfigurationError
+from .session import Session
 
 __all__ = [
     "API_KEY",
@@ -34,12 +41,16 @@ __all__ = [
     "OAUTH_TOKEN",
     "SESSION_TOKEN",
     "AcceptsToken",
+    "Credential",
     "MachineCredential",
+    "MachineTokenType",
     "TokenType",
     "accepted_kinds",
 ]
 
 TokenType = Literal["session_token", "m2m_token", "oauth_token", "api_key"]
+#: The kinds a [`MachineCredential`][clerkguard.MachineCredential] can be (every kind but sessions).
+MachineTokenType = Literal["m2m_token", "oauth_token", "api_key"]
 #: What ``accepts_token`` takes: one kind, several, or ``"any"``.
 AcceptsToken = TokenType | Literal["any"] | Iterable[TokenType]
 
@@ -171,7 +182,7 @@ class MachineCredential:
         "token_type",
     )
 
-    token_type: TokenType
+    token_type: MachineTokenType
     id: str
     subject: str
     scopes: tuple[str, ...]
@@ -337,3 +348,10 @@ class MachineCredential:
             f"MachineCredential(token_type={self.token_type!r}, id={self.id!r}, "
             f"subject={self.subject!r}, format={self.format!r})"
         )
+
+
+#: A verified credential of any kind: a [`Session`][clerkguard.Session] or a
+#: [`MachineCredential`][clerkguard.MachineCredential]. Annotate with it where a
+#: route accepts several kinds (``accepts_token=...``); ``credential.token_type ==
+#: "session_token"`` narrows it to a ``Session``.
+Credential: TypeAlias = Session | MachineCredential

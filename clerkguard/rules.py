@@ -7,7 +7,7 @@ your own callables, sync or async) with [`all_of`][clerkguard.rules.all_of] /
     require_auth(authorize=any_of(has_role("admin"), has_permission("org:billing:manage")))
 
 ``require_auth(role=..., permission=..., feature=..., plan=...,
-reverification=..., org=...)`` builds the same rules for you.
+reverification=..., org=..., scope=...)`` builds the same rules for you.
 
 The built-in rules are pure and cheap, so guards call them inline, even on an
 event loop. [`all_of`][clerkguard.rules.all_of] and [`any_of`][clerkguard.rules.any_of] stay synchronous while
@@ -31,6 +31,7 @@ __all__ = [
     "has_permission",
     "has_plan",
     "has_role",
+    "has_scope",
     "in_org",
     "reverified",
     "rules_from",
@@ -84,6 +85,15 @@ def has_plan(plan: str) -> Rule:
 def reverified(requirement: str | Reverification = "strict") -> Rule:
     """The user verified recently enough (Clerk presets or a custom dict)."""
     return _Rule(f"reverified({requirement!r})", lambda s, _: s.has(reverification=requirement))
+
+
+def has_scope(scope: str) -> Rule:
+    """A machine credential was granted ``scope`` (OAuth scopes, M2M and API key scopes).
+
+    Sessions carry no scopes: on a route that also accepts session tokens
+    they are denied by this rule.
+    """
+    return _Rule(f"has_scope({scope!r})", lambda s, _: s.has(scope=scope))
 
 
 def in_org(org: str) -> Rule:
@@ -159,6 +169,7 @@ def rules_from(
     plan: str | None = None,
     reverification: str | Reverification | None = None,
     org: str | None = None,
+    scope: str | None = None,
 ) -> list[Rule]:
     """The rules the ``require_auth`` shorthand keywords stand for."""
     rules: list[Rule] = []
@@ -174,4 +185,6 @@ def rules_from(
         rules.append(reverified(reverification))
     if org is not None:
         rules.append(in_org(org))
+    if scope is not None:
+        rules.append(has_scope(scope))
     return rules

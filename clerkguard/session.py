@@ -408,6 +408,7 @@ class Session:
         feature: str | None = None,
         plan: str | None = None,
         reverification: str | Reverification | None = None,
+        scope: str | None = None,
     ) -> bool:
         """Clerk's ``has()``: True only when *every* given condition holds.
 
@@ -418,10 +419,13 @@ class Session:
         (``strict_mfa``, ``strict``, ``moderate``, ``lax``) or a
         `Reverification` dict. With no condition, or with anything
         that cannot be decided (unknown preset, no ``fva`` claim), the answer
-        is ``False``.
+        is ``False``. ``scope`` mirrors
+        [`MachineCredential.has`][clerkguard.MachineCredential.has] so one rule
+        serves routes that accept several kinds: a session has no scopes, so
+        asking for one is ``False``.
         """
         conditions = (role, permission, feature, plan, reverification)
-        if all(c is None for c in conditions):
+        if scope is not None or all(c is None for c in conditions):
             return False
         if role is not None:
             if not self.org_id or not self.org_role or not isinstance(role, str) or not role:

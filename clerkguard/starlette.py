@@ -473,6 +473,7 @@ _NOT_FOR_BACKENDS = frozenset(
         "plan",
         "reverification",
         "org",
+        "scope",
     }
 )
 #: Clerk's signed-out state (a stale ``__session`` without ``__client_uat``): anonymous, not an error.
