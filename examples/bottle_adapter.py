@@ -23,12 +23,14 @@ from typing import Any
 
 import bottle
 
-from clerkguard import AuthError, ClerkAuth, Session
+from clerkguard import AuthError, ClerkAuth, Credential, Session, TokenType
 from clerkguard.adapters import Adapter, RequireAuth, build_require_auth
 from clerkguard.rules import has_permission
 
 #: Where the verified session lives for the rest of the request.
 ENVIRON_KEY = "clerkguard.session"
+#: What services may call ``/machine`` and ``/scoped`` with (Clerk's names).
+MACHINE_TOKENS: list[TokenType] = ["m2m_token", "oauth_token", "api_key"]
 
 
 class BottleAdapter(Adapter[bottle.BaseRequest]):
@@ -71,6 +73,21 @@ def current_session() -> Session | None:
     return session
 
 
+def current_credential() -> Credential | None:
+    """The same object, typed for routes that accept machine tokens (``accepts_token=``)."""
+    credential: Credential | None = bottle.request.environ.get(ENVIRON_KEY)
+    return credential
+
+
+def who() -> dict[str, Any]:
+    """Which kind of credential reached the handler, and for whom."""
+    credential = current_credential()
+    assert credential is not None  # guarded routes always have one
+    if credential.token_type == "session_token":  # type checkers narrow to Session here
+        return {"token_type": "session_token", "subject": credential.user_id}
+    return {"token_type": credential.token_type, "subject": credential.subject}
+
+
 def make_require_auth(auth: ClerkAuth) -> RequireAuth:
     """A ``require_auth`` decorator for Bottle, bound to one `ClerkAuth`."""
     return build_require_auth(BottleAdapter(auth=auth))
@@ -110,6 +127,22 @@ def create_app(auth: ClerkAuth) -> bottle.Bottle:
     def maybe() -> dict[str, Any]:
         session = current_session()
         return {"user_id": session.user_id if session else None}
+
+    # Machine tokens: the adapter needs nothing more (they come from the Bearer header).
+    @app.get("/machine")
+    @require_auth(accepts_token=MACHINE_TOKENS)
+    def machine() -> dict[str, Any]:
+        return who()
+
+    @app.get("/any")
+    @require_auth(accepts_token="any")
+    def any_kind() -> dict[str, Any]:
+        return who()
+
+    @app.get("/scoped")
+    @require_auth(accepts_token=MACHINE_TOKENS, scope="orders:read")
+    def scoped() -> dict[str, Any]:
+        return who()
 
     return app
 

@@ -1,8 +1,9 @@
-"""A FastAPI API protected by Clerk session tokens, in both of clerkguard's forms.
+"""A FastAPI API protected by Clerk session tokens (and machine tokens), in both of clerkguard's forms.
 
 Configure it from the environment and run it with any ASGI server::
 
     export CLERK_PUBLISHABLE_KEY=pk_test_...      # or CLERK_JWKS_URI / CLERK_SECRET_KEY
+    export CLERK_SECRET_KEY=sk_test_...           # opaque machine tokens (mt_, oat_, ak_)
     uvicorn examples.fastapi_app:app --port 8000
 
 Try it without Clerk: ``clerkguard dev-issuer`` prints ``CLERK_*`` variables
@@ -24,13 +25,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, WebSocket
 
-from clerkguard import ClerkAuth, Session
+from clerkguard import ClerkAuth, Credential, Session, TokenType
 from clerkguard.fastapi import ClerkGuard, require_auth, require_webhook, requires_auth
 from clerkguard.rules import has_permission
 from clerkguard.webhooks import InMemoryDedupe, WebhookEvent
 
 #: The only user ``/async-authorize`` lets through.
 ALLOWED_USER = "user_allowed"
+#: What services may call ``/machine`` and ``/scoped`` with (Clerk's names).
+MACHINE_TOKENS: list[TokenType] = ["m2m_token", "oauth_token", "api_key"]
 
 
 async def allow_one_user(session: Session, request: Any) -> bool:
@@ -57,6 +60,13 @@ def got_fastapi_request(session: Session, request: object, /) -> bool:
 def user(session: Session) -> dict[str, Any]:
     """The JSON most routes answer with."""
     return {"user_id": session.user_id}
+
+
+def who(credential: Credential) -> dict[str, Any]:
+    """Which kind of credential reached the handler, and for whom."""
+    if credential.token_type == "session_token":  # type checkers narrow to Session here
+        return {"token_type": "session_token", "subject": credential.user_id}
+    return {"token_type": credential.token_type, "subject": credential.subject}
 
 
 # -- the decorator form (below the route decorator) ---------------------------------------------
@@ -156,6 +166,27 @@ async def no_request(item: int = 0) -> dict[str, Any]:
     return {"guarded": True, "item": item}
 
 
+@decorated.get("/machine")
+@require_auth(accepts_token=MACHINE_TOKENS)
+async def machine(request: Request) -> dict[str, Any]:
+    """Services only: M2M tokens, OAuth access tokens, API keys (from the Bearer header)."""
+    return who(request.auth)
+
+
+@decorated.get("/any")
+@require_auth(accepts_token="any")
+async def any_kind(request: Request) -> dict[str, Any]:
+    """Signed-in users and services alike; ``token_type`` tells them apart."""
+    return who(request.auth)
+
+
+@decorated.get("/scoped")
+@require_auth(accepts_token=MACHINE_TOKENS, scope="orders:read")
+async def scoped(request: Request) -> dict[str, Any]:
+    """Services granted the ``orders:read`` scope."""
+    return who(request.auth)
+
+
 @decorated.websocket("/ws")
 @require_auth
 async def ws(websocket: WebSocket) -> None:
@@ -250,6 +281,32 @@ def d_sync(session: SignedIn) -> dict[str, Any]:
 async def d_async(request: Request) -> dict[str, Any]:
     """``dependencies=[...]``: the session is also ``request.auth``."""
     return {"user_id": request.auth.user_id, "kind": "async"}
+
+
+@depends.get("/machine")
+async def d_machine(
+    credential: Annotated[Credential, Depends(requires_auth(accepts_token=MACHINE_TOKENS))],
+) -> dict[str, Any]:
+    """Services only; annotate with `Credential` where machine tokens are accepted."""
+    return who(credential)
+
+
+@depends.get("/any")
+async def d_any(
+    credential: Annotated[Credential, Depends(requires_auth(accepts_token="any"))],
+) -> dict[str, Any]:
+    """Signed-in users and services alike."""
+    return who(credential)
+
+
+@depends.get("/scoped")
+async def d_scoped(
+    credential: Annotated[
+        Credential, Depends(requires_auth(accepts_token=MACHINE_TOKENS, scope="orders:read"))
+    ],
+) -> dict[str, Any]:
+    """Services granted the ``orders:read`` scope."""
+    return who(credential)
 
 
 @depends.websocket("/ws")

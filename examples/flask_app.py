@@ -1,8 +1,9 @@
-"""A Flask API protected by Clerk session tokens.
+"""A Flask API protected by Clerk session tokens (and, on some routes, machine tokens).
 
 Configure it from the environment and run it with any WSGI server::
 
     export CLERK_PUBLISHABLE_KEY=pk_test_...      # or CLERK_JWKS_URI / CLERK_SECRET_KEY
+    export CLERK_SECRET_KEY=sk_test_...           # opaque machine tokens (mt_, oat_, ak_)
     gunicorn examples.flask_app:app --bind 127.0.0.1:8000
 
 Try it without Clerk: ``clerkguard dev-issuer`` prints ``CLERK_*`` variables
@@ -25,10 +26,11 @@ from typing import Any
 from flask import Blueprint, Flask, Request, request
 from flask.views import MethodView
 
-from clerkguard import ClerkAuth, Session
+from clerkguard import ClerkAuth, Credential, Session, TokenType
 from clerkguard.flask import (
     ClerkGuard,
     current_auth,
+    current_credential,
     current_webhook,
     get_auth,
     guard_blueprint,
@@ -42,6 +44,8 @@ from clerkguard.webhooks import InMemoryDedupe
 ALLOWED_USER = "user_allowed"
 #: The Clerk events ``/webhooks/clerk`` handles; any other type is acknowledged unhandled.
 USER_EVENTS = ("user.created", "user.updated", "user.deleted")
+#: What services may call ``/machine`` and ``/scoped`` with (Clerk's names).
+MACHINE_TOKENS: list[TokenType] = ["m2m_token", "oauth_token", "api_key"]
 
 
 async def allow_one_user(session: Session, request: Any) -> bool:
@@ -68,6 +72,13 @@ def got_flask_request(session: Session, request: object, /) -> bool:
 def user() -> dict[str, Any]:
     """The JSON most routes answer with."""
     return {"user_id": current_auth.user_id}
+
+
+def who(credential: Credential) -> dict[str, Any]:
+    """Which kind of credential reached the handler, and for whom."""
+    if credential.token_type == "session_token":  # type checkers narrow to Session here
+        return {"token_type": "session_token", "subject": credential.user_id}
+    return {"token_type": credential.token_type, "subject": credential.subject}
 
 
 def create_app(auth: ClerkAuth | None = None, webhook_secret: str | list[str] | None = None) -> Flask:
@@ -172,6 +183,24 @@ def create_app(auth: ClerkAuth | None = None, webhook_secret: str | list[str] | 
     async def async_view() -> dict[str, Any]:
         """An async view (Flask runs it on a fresh event loop; the guard stays sync)."""
         return {**user(), "kind": "async"}
+
+    @app.get("/machine")
+    @require_auth(accepts_token=MACHINE_TOKENS)
+    def machine() -> dict[str, Any]:
+        """Services only: M2M tokens, OAuth access tokens, API keys (from the Bearer header)."""
+        return who(current_credential)
+
+    @app.get("/any")
+    @require_auth(accepts_token="any")
+    def any_kind() -> dict[str, Any]:
+        """Signed-in users and services alike; ``token_type`` tells them apart."""
+        return who(current_credential)
+
+    @app.get("/scoped")
+    @require_auth(accepts_token=MACHINE_TOKENS, scope="orders:read")
+    def scoped() -> dict[str, Any]:
+        """Services granted the ``orders:read`` scope."""
+        return who(current_credential)
 
     class Profile(MethodView):
         """A class-based view: ``decorators`` guards every method."""

@@ -1,8 +1,9 @@
-"""A Litestar API protected by Clerk session tokens.
+"""A Litestar API protected by Clerk session tokens (and, on some routes, machine tokens).
 
 Configure it from the environment and run it with any ASGI server::
 
     export CLERK_PUBLISHABLE_KEY=pk_test_...      # or CLERK_JWKS_URI / CLERK_SECRET_KEY
+    export CLERK_SECRET_KEY=sk_test_...           # opaque machine tokens (mt_, oat_, ak_)
     uvicorn examples.litestar_app:app --port 8000
 
 Try it without Clerk: ``clerkguard dev-issuer`` prints ``CLERK_*`` variables
@@ -26,15 +27,19 @@ from litestar import Controller, Litestar, Request, Response, WebSocket, get, po
 from litestar.di import NamedDependency
 from litestar.openapi import OpenAPIConfig
 
-from clerkguard import ClerkAuth, Session
+from clerkguard import ClerkAuth, Credential, Session, TokenType
 from clerkguard.litestar import ClerkPlugin, require_auth, require_webhook, requires_auth
 from clerkguard.rules import has_permission
 from clerkguard.webhooks import InMemoryDedupe, WebhookEvent
 
 AnyRequest = Request[Any, Any, Any]
+#: ``request.auth`` typed for routes that accept machine tokens too.
+CredentialRequest = Request[Any, Credential, Any]
 
 #: The only user ``/async-authorize`` lets through.
 ALLOWED_USER = "user_allowed"
+#: What services may call ``/machine`` and ``/scoped`` with (Clerk's names).
+MACHINE_TOKENS: list[TokenType] = ["m2m_token", "oauth_token", "api_key"]
 
 
 async def allow_one_user(session: Session, request: AnyRequest) -> bool:
@@ -153,6 +158,34 @@ async def async_handler(clerk_session: NamedDependency[Session]) -> dict[str, An
     return {"user_id": clerk_session.user_id, "kind": "async"}
 
 
+def who(credential: Credential) -> dict[str, Any]:
+    """Which kind of credential reached the handler, and for whom."""
+    if credential.token_type == "session_token":  # type checkers narrow to Session here
+        return {"token_type": "session_token", "subject": credential.user_id}
+    return {"token_type": credential.token_type, "subject": credential.subject}
+
+
+@get("/machine")
+@require_auth(accepts_token=MACHINE_TOKENS)
+async def machine(request: CredentialRequest) -> dict[str, Any]:
+    """Services only: M2M tokens, OAuth access tokens, API keys (from the Bearer header)."""
+    return who(request.auth)
+
+
+@get("/any")
+@require_auth(accepts_token="any")
+async def any_kind(request: CredentialRequest) -> dict[str, Any]:
+    """Signed-in users and services alike; ``token_type`` tells them apart."""
+    return who(request.auth)
+
+
+@get("/scoped")
+@require_auth(accepts_token=MACHINE_TOKENS, scope="orders:read")
+async def scoped(request: CredentialRequest) -> dict[str, Any]:
+    """Services granted the ``orders:read`` scope."""
+    return who(request.auth)
+
+
 @get("/me")
 async def me(clerk_session: NamedDependency[Session]) -> dict[str, Any]:
     """The plugin's dependency: asking for the session requires a verified token."""
@@ -232,6 +265,9 @@ def create_app(auth: ClerkAuth | None = None, webhook_secret: str | list[str] | 
             write,
             sync_handler,
             async_handler,
+            machine,
+            any_kind,
+            scoped,
             me,
             ReportsController,
             ws,

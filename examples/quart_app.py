@@ -1,8 +1,9 @@
-"""A Quart API protected by Clerk session tokens (HTTP and websockets).
+"""A Quart API protected by Clerk session tokens (HTTP and websockets), and machine tokens on some routes.
 
 Configure it from the environment and run it with any ASGI server::
 
     export CLERK_PUBLISHABLE_KEY=pk_test_...      # or CLERK_JWKS_URI / CLERK_SECRET_KEY
+    export CLERK_SECRET_KEY=sk_test_...           # opaque machine tokens (mt_, oat_, ak_)
     hypercorn examples.quart_app:app --bind 127.0.0.1:8000
 
 Try it without Clerk: ``clerkguard dev-issuer`` prints ``CLERK_*`` variables
@@ -21,10 +22,11 @@ from typing import Any
 from quart import Blueprint, Quart, Request, request, websocket
 from quart.views import MethodView
 
-from clerkguard import ClerkAuth, Session
+from clerkguard import ClerkAuth, Credential, Session, TokenType
 from clerkguard.quart import (
     ClerkGuard,
     current_auth,
+    current_credential,
     current_webhook,
     get_auth,
     guard_blueprint,
@@ -64,8 +66,17 @@ def user() -> dict[str, Any]:
     return {"user_id": current_auth.user_id}
 
 
+def who(credential: Credential) -> dict[str, Any]:
+    """Which kind of credential reached the handler, and for whom."""
+    if credential.token_type == "session_token":  # type checkers narrow to Session here
+        return {"token_type": "session_token", "subject": credential.user_id}
+    return {"token_type": credential.token_type, "subject": credential.subject}
+
+
 #: The Clerk events ``/webhooks/clerk`` handles; any other type is acknowledged unhandled.
 USER_EVENTS = ("user.created", "user.updated", "user.deleted")
+#: What services may call ``/machine`` and ``/scoped`` with (Clerk's names).
+MACHINE_TOKENS: list[TokenType] = ["m2m_token", "oauth_token", "api_key"]
 
 
 def create_app(auth: ClerkAuth | None = None, webhook_secret: str | list[str] | None = None) -> Quart:
@@ -169,6 +180,24 @@ def create_app(auth: ClerkAuth | None = None, webhook_secret: str | list[str] | 
     async def async_view() -> dict[str, Any]:
         """An async view."""
         return {**user(), "kind": "async"}
+
+    @app.get("/machine")
+    @require_auth(accepts_token=MACHINE_TOKENS)
+    async def machine() -> dict[str, Any]:
+        """Services only: M2M tokens, OAuth access tokens, API keys (from the Bearer header)."""
+        return who(current_credential)
+
+    @app.get("/any")
+    @require_auth(accepts_token="any")
+    async def any_kind() -> dict[str, Any]:
+        """Signed-in users and services alike; ``token_type`` tells them apart."""
+        return who(current_credential)
+
+    @app.get("/scoped")
+    @require_auth(accepts_token=MACHINE_TOKENS, scope="orders:read")
+    async def scoped() -> dict[str, Any]:
+        """Services granted the ``orders:read`` scope."""
+        return who(current_credential)
 
     @app.websocket("/ws")
     @require_auth

@@ -1,8 +1,9 @@
-"""A Sanic API protected by Clerk session tokens.
+"""A Sanic API protected by Clerk session tokens (and, on some routes, machine tokens).
 
 Configure it from the environment and run it with Sanic's own server::
 
     export CLERK_PUBLISHABLE_KEY=pk_test_...      # or CLERK_JWKS_URI / CLERK_SECRET_KEY
+    export CLERK_SECRET_KEY=sk_test_...           # opaque machine tokens (mt_, oat_, ak_)
     sanic examples.sanic_app:app --port 8000 --workers 2
 
 Each worker process has its own key cache (one JWKS fetch per worker).
@@ -26,7 +27,7 @@ from sanic import Blueprint, Request, Sanic, Websocket
 from sanic.response import HTTPResponse, json
 from sanic.views import HTTPMethodView
 
-from clerkguard import ClerkAuth, Session
+from clerkguard import ClerkAuth, Credential, Session, TokenType
 from clerkguard.rules import has_permission
 from clerkguard.sanic import ClerkGuard, require_auth, require_webhook
 from clerkguard.webhooks import InMemoryDedupe, WebhookEvent
@@ -35,6 +36,8 @@ from clerkguard.webhooks import InMemoryDedupe, WebhookEvent
 ALLOWED_USER = "user_allowed"
 #: The Clerk events ``/webhooks/clerk`` handles; any other type is acknowledged unhandled.
 USER_EVENTS = ("user.created", "user.updated", "user.deleted")
+#: What services may call ``/machine`` and ``/scoped`` with (Clerk's names).
+MACHINE_TOKENS: list[TokenType] = ["m2m_token", "oauth_token", "api_key"]
 
 #: The routes, on a blueprint so that `create_app` can build many apps.
 api = Blueprint("api")
@@ -155,6 +158,34 @@ def sync_handler(request: Request) -> HTTPResponse:
 async def async_handler(request: Request) -> HTTPResponse:
     """An async handler."""
     return json({"user_id": request.ctx.auth.user_id, "kind": "async"})
+
+
+def who(credential: Credential) -> HTTPResponse:
+    """Which kind of credential reached the handler, and for whom."""
+    if credential.token_type == "session_token":  # type checkers narrow to Session here
+        return json({"token_type": "session_token", "subject": credential.user_id})
+    return json({"token_type": credential.token_type, "subject": credential.subject})
+
+
+@api.get("/machine")
+@require_auth(accepts_token=MACHINE_TOKENS)
+async def machine(request: Request) -> HTTPResponse:
+    """Services only: M2M tokens, OAuth access tokens, API keys (from the Bearer header)."""
+    return who(request.ctx.auth)
+
+
+@api.get("/any")
+@require_auth(accepts_token="any")
+async def any_kind(request: Request) -> HTTPResponse:
+    """Signed-in users and services alike; ``token_type`` tells them apart."""
+    return who(request.ctx.auth)
+
+
+@api.get("/scoped")
+@require_auth(accepts_token=MACHINE_TOKENS, scope="orders:read")
+async def scoped(request: Request) -> HTTPResponse:
+    """Services granted the ``orders:read`` scope."""
+    return who(request.ctx.auth)
 
 
 class ReportsView(HTTPMethodView):

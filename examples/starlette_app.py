@@ -1,8 +1,9 @@
-"""A plain Starlette API protected by Clerk session tokens.
+"""A plain Starlette API protected by Clerk session tokens (and, on some routes, machine tokens).
 
 Configure it from the environment and run it with any ASGI server::
 
     export CLERK_PUBLISHABLE_KEY=pk_test_...      # or CLERK_JWKS_URI / CLERK_SECRET_KEY
+    export CLERK_SECRET_KEY=sk_test_...           # opaque machine tokens (mt_, oat_, ak_)
     uvicorn examples.starlette_app:app --port 8000
 
 Try it without Clerk: ``clerkguard dev-issuer`` prints ``CLERK_*`` variables
@@ -32,13 +33,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from clerkguard import ClerkAuth, Session
+from clerkguard import ClerkAuth, Credential, Session, TokenType
 from clerkguard.rules import has_permission
 from clerkguard.starlette import ClerkAuthBackend, ClerkGuard, on_auth_error, require_auth, require_webhook
 from clerkguard.webhooks import InMemoryDedupe, WebhookEvent
 
 #: The only user ``/async-authorize`` lets through.
 ALLOWED_USER = "user_allowed"
+#: What services may call ``/machine`` and ``/scoped`` with (Clerk's names).
+MACHINE_TOKENS: list[TokenType] = ["m2m_token", "oauth_token", "api_key"]
 
 
 async def allow_one_user(session: Session, request: Any) -> bool:
@@ -134,6 +137,31 @@ def sync_handler(request: Request) -> JSONResponse:
     return JSONResponse({"user_id": request.auth.user_id, "kind": "sync"})
 
 
+def who(credential: Credential) -> JSONResponse:
+    """Which kind of credential reached the handler, and for whom."""
+    if credential.token_type == "session_token":  # type checkers narrow to Session here
+        return JSONResponse({"token_type": "session_token", "subject": credential.user_id})
+    return JSONResponse({"token_type": credential.token_type, "subject": credential.subject})
+
+
+@require_auth(accepts_token=MACHINE_TOKENS)
+async def machine(request: Request) -> JSONResponse:
+    """Services only: M2M tokens, OAuth access tokens, API keys (from the Bearer header)."""
+    return who(request.auth)
+
+
+@require_auth(accepts_token="any")
+async def any_kind(request: Request) -> JSONResponse:
+    """Signed-in users and services alike; ``token_type`` tells them apart."""
+    return who(request.auth)
+
+
+@require_auth(accepts_token=MACHINE_TOKENS, scope="orders:read")
+async def scoped(request: Request) -> JSONResponse:
+    """Services granted the ``orders:read`` scope."""
+    return who(request.auth)
+
+
 class AsyncEndpoint(HTTPEndpoint):
     """An ``HTTPEndpoint``: each method carries its own guard."""
 
@@ -206,6 +234,9 @@ def create_app(auth: ClerkAuth | None = None, webhook_secret: str | list[str] | 
             Route("/write", write, methods=["POST"]),
             Route("/sync", sync_handler),
             Route("/async", AsyncEndpoint),
+            Route("/machine", machine),
+            Route("/any", any_kind),
+            Route("/scoped", scoped),
             WebSocketRoute("/ws", ws),
             Mount("/users", routes=[Route("/me", me), Route("/whoami", whoami)], middleware=[backend]),
             Route("/health", health),

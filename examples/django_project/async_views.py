@@ -17,7 +17,7 @@ from clerkguard.rules import has_permission
 from clerkguard.webhooks import InMemoryDedupe
 
 from . import views
-from .rules import allow_one_user, crashing_rule, got_request_of, truthy_rule
+from .rules import MACHINE_TOKENS, allow_one_user, crashing_rule, got_request_of, truthy_rule, who
 
 
 def user(request: HttpRequest) -> JsonResponse:
@@ -107,6 +107,24 @@ class Profile(View):
         return user(request)
 
 
+@require_auth(accepts_token=MACHINE_TOKENS)
+async def machine(request: HttpRequest) -> JsonResponse:
+    """Services only: M2M tokens, OAuth access tokens, API keys (from the Bearer header)."""
+    return JsonResponse(who(request.auth))
+
+
+@require_auth(accepts_token="any")
+async def any_kind(request: HttpRequest) -> JsonResponse:
+    """Signed-in users and services alike; ``token_type`` tells them apart."""
+    return JsonResponse(who(request.auth))
+
+
+@require_auth(accepts_token=MACHINE_TOKENS, scope="orders:read")
+async def scoped(request: HttpRequest) -> JsonResponse:
+    """Services granted the ``orders:read`` scope."""
+    return JsonResponse(who(request.auth))
+
+
 @method_decorator(require_auth, name="dispatch")
 class Notes(View):
     """An async class-based view guarded on ``dispatch``."""
@@ -142,6 +160,9 @@ urlpatterns = [
     path("write", write),
     path("sync", views.sync_view),  # the table's sync handler: the one sync view here
     path("async", async_view),
+    path("machine", machine),
+    path("any", any_kind),
+    path("scoped", scoped),
     path("notes", Notes.as_view()),
     path("me", Profile.as_view()),
 ]

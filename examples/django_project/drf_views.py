@@ -4,7 +4,9 @@
 the authentication class, :class:`~clerkguard.drf.IsClerkAuthenticated` the
 default permission and :func:`clerkguard.drf.exception_handler` the error
 renderer, so every answer matches the other frameworks'. ``request.user`` is
-a :class:`~clerkguard.drf.ClerkUser`, ``request.auth`` the Session.
+a :class:`~clerkguard.drf.ClerkUser`, ``request.auth`` the Session (or, on the
+views authenticated by ``MachineAuthentication``/``AnyAuthentication``, the
+verified credential of any kind).
 """
 
 from __future__ import annotations
@@ -12,17 +14,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import path
-from rest_framework.decorators import api_view, permission_classes
+from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from clerkguard.drf import Authorized, HasPermission, HasRole
+from clerkguard.drf import Authorized, ClerkAuthentication, HasPermission, HasRole, HasScope
 from clerkguard.rules import has_permission
 
 from . import async_views, views
-from .rules import allow_one_user, crashing_rule, got_request_of, truthy_rule
+from .rules import MACHINE_TOKENS, allow_one_user, crashing_rule, got_request_of, truthy_rule, who
 
 
 def user(request: Request) -> Response:
@@ -111,6 +113,40 @@ def sync_view(request: Request) -> Response:
     return Response({"user_id": request.user.id, "kind": "sync"})
 
 
+class MachineAuthentication(ClerkAuthentication):
+    """Services only: M2M tokens, OAuth access tokens, API keys (from the Bearer header)."""
+
+    accepts_token = MACHINE_TOKENS
+
+
+class AnyAuthentication(ClerkAuthentication):
+    """Signed-in users and services alike."""
+
+    accepts_token = "any"
+
+
+@api_view(["GET"])
+@authentication_classes([MachineAuthentication])
+def machine(request: Request) -> Response:
+    """``request.auth`` is the machine credential (the default permission: any credential)."""
+    return Response(who(request.auth))
+
+
+@api_view(["GET"])
+@authentication_classes([AnyAuthentication])
+def any_kind(request: Request) -> Response:
+    """A session or a machine credential; ``token_type`` tells them apart."""
+    return Response(who(request.auth))
+
+
+@api_view(["GET"])
+@authentication_classes([MachineAuthentication])
+@permission_classes([HasScope("orders:read")])
+def scoped(request: Request) -> Response:
+    """Services granted the ``orders:read`` scope."""
+    return Response(who(request.auth))
+
+
 class Reports(APIView):
     """A class-based view with composed permissions."""
 
@@ -136,6 +172,9 @@ urlpatterns = [
     path("preflight", Preflight.as_view()),
     path("write", write),
     path("sync", sync_view),
+    path("machine", machine),
+    path("any", any_kind),
+    path("scoped", scoped),
     # DRF has no async views: an async endpoint of a DRF project is a Django
     # view guarded by clerkguard.django.require_auth (same settings, same answers).
     path("async", async_views.async_view),

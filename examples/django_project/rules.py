@@ -1,14 +1,23 @@
-"""The authorization callbacks the example's routes use (shared by the three variants)."""
+"""The authorization callbacks and helpers the example's routes use (shared by the three variants)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from clerkguard import Session
+from clerkguard import Credential, Session, TokenType
 
 #: The only user ``/async-authorize`` lets through.
 ALLOWED_USER = "user_allowed"
+#: What services may call ``/machine`` and ``/scoped`` with (Clerk's names).
+MACHINE_TOKENS: list[TokenType] = ["m2m_token", "oauth_token", "api_key"]
+
+
+def who(credential: Credential) -> dict[str, Any]:
+    """Which kind of credential reached the view, and for whom."""
+    if credential.token_type == "session_token":  # type checkers narrow to Session here
+        return {"token_type": "session_token", "subject": credential.user_id}
+    return {"token_type": credential.token_type, "subject": credential.subject}
 
 
 async def allow_one_user(session: Session, request: Any) -> bool:

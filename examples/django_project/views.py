@@ -15,7 +15,7 @@ from clerkguard.django import require_auth, require_webhook
 from clerkguard.rules import has_permission
 from clerkguard.webhooks import InMemoryDedupe
 
-from .rules import allow_one_user, crashing_rule, got_request_of, truthy_rule
+from .rules import MACHINE_TOKENS, allow_one_user, crashing_rule, got_request_of, truthy_rule, who
 
 
 def user(request: HttpRequest) -> JsonResponse:
@@ -108,6 +108,24 @@ async def async_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"user_id": request.auth.user_id, "kind": "async"})
 
 
+@require_auth(accepts_token=MACHINE_TOKENS)
+def machine(request: HttpRequest) -> JsonResponse:
+    """Services only: M2M tokens, OAuth access tokens, API keys (from the Bearer header)."""
+    return JsonResponse(who(request.auth))
+
+
+@require_auth(accepts_token="any")
+def any_kind(request: HttpRequest) -> JsonResponse:
+    """Signed-in users and services alike; ``token_type`` tells them apart."""
+    return JsonResponse(who(request.auth))
+
+
+@require_auth(accepts_token=MACHINE_TOKENS, scope="orders:read")
+def scoped(request: HttpRequest) -> JsonResponse:
+    """Services granted the ``orders:read`` scope."""
+    return JsonResponse(who(request.auth))
+
+
 @method_decorator(require_auth, name="dispatch")  # every method; csrf_exempt comes along
 class Notes(View):
     """A class-based view: ``GET`` lists, ``POST`` adds (no CSRF token needed with Bearer)."""
@@ -163,6 +181,9 @@ urlpatterns = [
     path("write", write),
     path("sync", sync_view),
     path("async", async_view),
+    path("machine", machine),
+    path("any", any_kind),
+    path("scoped", scoped),
     path("notes", Notes.as_view()),
     path("whoami", whoami),
     path("awhoami", awhoami),

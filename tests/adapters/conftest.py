@@ -44,13 +44,19 @@ HarnessFactory = Callable[[ClerkAuth], Harness]
 
 
 def table_auth(issuer: LocalIssuer, **options: Any) -> ClerkAuth:
-    """The ``ClerkAuth`` every table app runs on: the table's frontend is an authorized party."""
-    return issuer.auth(authorized_parties=[TRUSTED_ORIGIN], **options)
+    """The ``ClerkAuth`` every table app runs on: the table's frontend is an authorized party,
+    and opaque machine tokens are verified by the issuer's fake Backend API."""
+    return issuer.machine_auth(authorized_parties=[TRUSTED_ORIGIN], **options)
 
 
 def table_env(issuer: LocalIssuer) -> dict[str, str]:
     """The same configuration as ``CLERK_*`` variables, for apps under real servers."""
-    return {**issuer.env(), "CLERK_AUTHORIZED_PARTIES": TRUSTED_ORIGIN}
+    return {
+        **issuer.env(),
+        "CLERK_AUTHORIZED_PARTIES": TRUSTED_ORIGIN,
+        "CLERK_SECRET_KEY": issuer.secret_key,
+        "CLERK_API_URL": issuer.api_url,
+    }
 
 
 def load_factory(framework: str) -> HarnessFactory:

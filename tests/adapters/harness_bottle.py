@@ -126,6 +126,11 @@ def build_app(auth: ClerkAuth) -> bottle.Bottle:
     def async_view() -> dict[str, Any]:
         return {"user_id": current_session().user_id, "kind": "async"}
 
+    # The machine-token routes are the example's own, as written.
+    for route in example.create_app(auth).routes:
+        if route.rule in ("/machine", "/any", "/scoped"):
+            app.add_route(route)
+
     require_webhook = build_require_webhook(webhook_adapter_for(example.BottleAdapter)())
     deliveries: dict[str, int] = {}
     user_events = ("user.created", "user.updated", "user.deleted")

@@ -8,22 +8,32 @@ replaced with the token of that name from :func:`mint_tokens` (minted by a
 ``{suffixed_cookie}`` with Clerk's publishable-key-suffixed ``__session_xxxxxxxx``.
 
 Cases with ``keys="down"`` run against a harness whose ``ClerkAuth`` points at
-a dead loopback port with a cold key cache.
+a dead loopback port with a cold key cache. Cases with ``backend="down"`` are
+sent while the issuer's fake Backend API answers every verification with a
+503 (see :func:`backend_outage`); the app's ``ClerkAuth`` verifies opaque
+machine tokens against that fake (``table_auth``/``table_env``).
+
+The machine-token section runs every kind of credential (JWT and opaque M2M
+tokens, JWT and opaque OAuth access tokens, API keys) through ``/machine``
+(machine kinds only), ``/any`` (every kind), ``/scoped`` (machine kinds with
+the ``orders:read`` scope) and the session-only ``/protected``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from clerkguard import ClerkAuth
 from clerkguard.adapters import client_uat_names_for, cookie_names_for
-from clerkguard.testing import LocalIssuer
+from clerkguard.testing import LocalIssuer, b64url
 
 from .harness import ALLOWED_USER, PERMISSION
 
-__all__ = ["ADMIN_USER", "CASES", "MEMBER_USER", "Case", "mint_tokens"]
+__all__ = ["ADMIN_USER", "CASES", "MEMBER_USER", "Case", "backend_outage", "mint_tokens"]
 
 MEMBER_USER = "user_member"
 ADMIN_USER = "user_admin"
@@ -60,6 +70,8 @@ class Case:
         keys: ``"up"`` (live local issuer) or ``"down"`` (dead port, cold cache).
         repeated: Extra header lines sent after ``headers`` (a name may repeat).
         expect_headers: Response headers that must contain these substrings.
+        backend: ``"up"``, or ``"down"``: sent while the fake Backend API
+            answers 503 (:func:`backend_outage`).
     """
 
     name: str
@@ -74,6 +86,7 @@ class Case:
     keys: Literal["up", "down"] = "up"
     repeated: tuple[tuple[str, str], ...] = ()
     expect_headers: Mapping[str, str] = field(default_factory=dict)
+    backend: Literal["up", "down"] = "up"
 
     @property
     def token_sent(self) -> bool:
@@ -91,12 +104,77 @@ class Case:
         return self.name
 
 
+@contextmanager
+def backend_outage(issuer: LocalIssuer) -> Iterator[None]:
+    """The issuer's fake Backend API answers 503 meanwhile (its JWKS keeps working)."""
+    issuer.set_backend_fault(status=503)
+    try:
+        yield
+    finally:
+        issuer.set_backend_fault()
+
+
+#: Who each machine credential of the table acts for (one subject per kind and format,
+#: so an answer shows which credential reached the handler).
+M2M_JWT_MACHINE = "mch_table_jwt"
+M2M_OPAQUE_MACHINE = "mch_table_opaque"
+OAUTH_JWT_USER = "user_oauth_jwt"
+OAUTH_OPAQUE_USER = "user_oauth_opaque"
+API_KEY_ORG = "org_table_keys"
+#: The scope ``/scoped`` requires.
+SCOPE_NAME = "orders:read"
+MACHINE_TOKEN_KINDS: list[tuple[str, str, str]] = [
+    # (template name, token_type, subject)
+    ("m2m_jwt", "m2m_token", M2M_JWT_MACHINE),
+    ("oauth_jwt", "oauth_token", OAUTH_JWT_USER),
+    ("m2m_opaque", "m2m_token", M2M_OPAQUE_MACHINE),
+    ("oauth_opaque", "oauth_token", OAUTH_OPAQUE_USER),
+    ("api_key", "api_key", API_KEY_ORG),
+]
+OPAQUE_KINDS = ("m2m_opaque", "oauth_opaque", "api_key")
+
+
+def _machine_tokens(issuer: LocalIssuer, long: int) -> dict[str, str]:
+    """Every machine credential the table names, with and without ``orders:read``.
+
+    ``<kind>`` and ``<kind>_noscope`` of each kind, ``<kind>_expired``, and
+    ``<opaque kind>_revoked`` / ``_outage`` (the latter sent only while the
+    fake Backend API is down, so it is never cached). ``<jwt kind>_outage``
+    is a JWT sent during the outage: verified locally, no Backend API call.
+    """
+    now = int(issuer.clock())
+    minters = {
+        "m2m_jwt": lambda scopes, **kw: issuer.mint_m2m(machine_id=M2M_JWT_MACHINE, scopes=scopes, **kw),
+        "oauth_jwt": lambda scopes, **kw: issuer.mint_oauth(user_id=OAUTH_JWT_USER, scopes=scopes, **kw),
+        "m2m_opaque": lambda scopes, **kw: issuer.issue_m2m_token(
+            machine_id=M2M_OPAQUE_MACHINE, scopes=scopes, **kw
+        ),
+        "oauth_opaque": lambda scopes, **kw: issuer.issue_oauth_token(
+            user_id=OAUTH_OPAQUE_USER, scopes=scopes, **kw
+        ),
+        "api_key": lambda scopes, **kw: issuer.issue_api_key(subject=API_KEY_ORG, scopes=scopes, **kw),
+    }
+    tokens: dict[str, str] = {}
+    for name, mint in minters.items():
+        tokens[name] = mint([SCOPE_NAME], expires_in=long)
+        tokens[f"{name}_noscope"] = mint(["orders:write"], expires_in=long)
+        tokens[f"{name}_outage"] = mint([SCOPE_NAME], expires_in=long)
+        if name in OPAQUE_KINDS:
+            tokens[f"{name}_expired"] = mint([SCOPE_NAME], expires_in=-60)
+            tokens[f"{name}_revoked"] = mint([SCOPE_NAME], expires_in=long)
+            issuer.revoke(tokens[f"{name}_revoked"], reason="table")
+        else:  # issued an hour ago, expired ten minutes ago
+            tokens[f"{name}_expired"] = mint([SCOPE_NAME], iat=now - 3600, nbf=now - 3600, exp=now - 600)
+    tokens["unknown_api_key"] = "ak_" + b64url(secrets.token_bytes(24))  # never issued: 404
+    return tokens
+
+
 def mint_tokens(issuer: LocalIssuer, auth: ClerkAuth) -> dict[str, str]:
     """The tokens (and the suffixed cookie name) the table's templates name."""
     long = 3600  # the whole run fits in one token lifetime
     now = int(issuer.clock()) - 10  # one iat for all, so one __client_uat fits every cookie token
     other = LocalIssuer(kid=issuer.kid)  # same kid, different key: a forgery
-    return {
+    return _machine_tokens(issuer, long) | {
         "member": issuer.mint(user_id=MEMBER_USER, org_role="member", expires_in=long, issued_at=now),
         "admin": issuer.mint(user_id=ADMIN_USER, org_role="admin", expires_in=long, issued_at=now),
         "allowed": issuer.mint(user_id=ALLOWED_USER, expires_in=long, issued_at=now),
@@ -601,3 +679,157 @@ CASES: list[Case] = [
         keys="down",
     ),
 ]
+
+
+def _who(kind: str, subject: str) -> dict[str, str]:
+    return {"token_type": kind, "subject": subject}
+
+
+def _machine_cases() -> list[Case]:
+    """Each machine kind where it is accepted, where it is not, from the cookie, under an outage."""
+    cases: list[Case] = []
+    for name, kind, subject in MACHINE_TOKEN_KINDS:
+        who = _who(kind, subject)
+        cases += [
+            Case(f"{name}-machine-route-ok", "GET", "/machine", 200, headers=_bearer(name), json=who),
+            Case(f"{name}-any-route-ok", "GET", "/any", 200, headers=_bearer(name), json=who),
+            Case(
+                f"{name}-session-route-refused",
+                "GET",
+                "/protected",
+                401,
+                "token-type-not-accepted",
+                INVALID,
+                headers=_bearer(name),
+            ),
+            # Header only: a machine credential in Clerk's session cookie is no credential.
+            Case(
+                f"{name}-in-cookie-refused",
+                "GET",
+                "/any",
+                401,
+                "token-type-not-accepted",
+                INVALID,
+                cookies=_cookie(name),
+            ),
+            Case(
+                f"{name}-in-cookie-machine-route-reads-no-cookie",
+                "GET",
+                "/machine",
+                401,
+                "token-missing",
+                NO_ERROR,
+                cookies=_cookie(name),
+            ),
+            Case(f"{name}-scope-ok", "GET", "/scoped", 200, headers=_bearer(name), json=who),
+            Case(
+                f"{name}-scope-missing",
+                "GET",
+                "/scoped",
+                403,
+                "authorization-denied",
+                SCOPE,
+                headers=_bearer(f"{name}_noscope"),
+            ),
+            Case(
+                f"{name}-expired",
+                "GET",
+                "/machine",
+                401,
+                "token-expired",
+                INVALID,
+                headers=_bearer(f"{name}_expired"),
+            ),
+        ]
+        if name in OPAQUE_KINDS:
+            cases += [
+                Case(
+                    f"{name}-revoked",
+                    "GET",
+                    "/machine",
+                    401,
+                    "token-revoked",
+                    INVALID,
+                    headers=_bearer(f"{name}_revoked"),
+                ),
+                Case(
+                    f"{name}-backend-api-down-is-503",
+                    "GET",
+                    "/any",
+                    503,
+                    "backend-api-unavailable",
+                    NO_ERROR,
+                    headers=_bearer(f"{name}_outage"),
+                    backend="down",
+                    expect_headers={"retry-after": "1"},
+                ),
+            ]
+        else:
+            cases.append(
+                Case(
+                    f"{name}-backend-api-down-verified-locally",
+                    "GET",
+                    "/any",
+                    200,
+                    headers=_bearer(f"{name}_outage"),
+                    backend="down",
+                    json=who,
+                )
+            )
+    session = _who("session_token", MEMBER_USER)
+    return [
+        *cases,
+        Case("machine-route-no-token", "GET", "/machine", 401, "token-missing", NO_ERROR),
+        Case(
+            "session-on-machine-route-refused",
+            "GET",
+            "/machine",
+            401,
+            "token-type-not-accepted",
+            INVALID,
+            headers=_bearer("member"),
+        ),
+        Case(
+            "session-cookie-on-machine-route-is-no-token",
+            "GET",
+            "/machine",
+            401,
+            "token-missing",
+            NO_ERROR,
+            cookies=_cookie("member"),
+        ),
+        Case(
+            "session-on-scoped-route-refused",
+            "GET",
+            "/scoped",
+            401,
+            "token-type-not-accepted",
+            INVALID,
+            headers=_bearer("member"),
+        ),
+        Case("session-on-any-route-ok", "GET", "/any", 200, headers=_bearer("member"), json=session),
+        Case("session-cookie-on-any-route-ok", "GET", "/any", 200, cookies=_cookie("member"), json=session),
+        Case(
+            "unknown-api-key",
+            "GET",
+            "/machine",
+            401,
+            "token-invalid",
+            INVALID,
+            headers=_bearer("unknown_api_key"),
+        ),
+        # A kind the route does not accept is refused before any Backend API call.
+        Case(
+            "opaque-on-session-route-refused-without-the-backend-api",
+            "GET",
+            "/protected",
+            401,
+            "token-type-not-accepted",
+            INVALID,
+            headers=_bearer("api_key_outage"),
+            backend="down",
+        ),
+    ]
+
+
+CASES += _machine_cases()

@@ -77,7 +77,7 @@ def exercise(server: Server, issuer: LocalIssuer) -> None:
         variant = HTTPHarness(server.url + prefix)
         for case in CASES:
             if case.keys == "up":
-                assert_answer(case, send(variant, case, tokens))
+                assert_answer(case, send(variant, case, tokens, issuer))
     # Unknown kids and forgeries in the table are held to the refetch cooldown.
     assert issuer.request_count <= 2
     # Clerk webhooks over HTTP, every variant: CsrfViewMiddleware is on, the

@@ -68,7 +68,7 @@ def exercise(server: Server, issuer: LocalIssuer) -> HTTPHarness:
         tokens = mint_tokens(issuer, auth)
     for case in CASES:
         if case.keys == "up":
-            assert_answer(case, send(http, case, tokens))
+            assert_answer(case, send(http, case, tokens, issuer))
     # Unknown kids and forgeries in the table are held to the refetch cooldown.
     assert issuer.request_count <= 2
     # Clerk webhooks through the real server: raw bodies, the secrets from the environment.

@@ -170,7 +170,7 @@ def exercise(server: Server, issuer: LocalIssuer, workers: int) -> HTTPHarness:
         tokens = mint_tokens(issuer, auth)
     for case in CASES:
         if case.keys == "up":
-            assert_answer(case, send(http, case, tokens))
+            assert_answer(case, send(http, case, tokens, issuer))
     # Unknown kids and forgeries in the table were held to the refetch cooldown.
     assert issuer.request_count <= 2 * workers
     # Clerk webhooks through the real server: raw bodies, the secrets from the environment.

@@ -96,7 +96,7 @@ def test_fastapi_example_under_uvicorn(issuer: LocalIssuer) -> None:
         depends = PrefixedHTTPHarness(server.url, "/depends")
         for case in CASES:
             if case.keys == "up":
-                assert_answer(case, send(depends, case, tokens))
+                assert_answer(case, send(depends, case, tokens, issuer))
         member = issuer.mint(user_id="user_m", permissions=["org:reports:read"])
         assert http.get("/reports/", member).json() == {"user_id": "user_m", "reports": []}
         assert http.get("/no-request?item=2", member).json() == {"guarded": True, "item": 2}

@@ -8,7 +8,7 @@ from clerkguard.testing import LocalIssuer
 
 from .conftest import FRAMEWORKS, HarnessFactory, close_harness, load_factory, table_auth
 from .harness import Harness, Result
-from .table import CASES, Case
+from .table import CASES, Case, backend_outage
 
 #: Template values that are not tokens (names and plain values a response may well contain).
 NOT_TOKENS = {"suffixed_cookie", "suffixed_uat", "uat", "uat_later", "trusted_origin"}
@@ -20,9 +20,13 @@ ERRORS = {
 }
 
 
-def send(harness: Harness, case: Case, tokens: dict[str, str]) -> Result:
+def send(harness: Harness, case: Case, tokens: dict[str, str], issuer: LocalIssuer) -> Result:
+    """Send ``case`` (``issuer``: where ``tokens`` come from, whose Backend API a case may break)."""
     headers, cookies = case.render(tokens)
-    return harness.request(case.method, case.path, headers=headers, cookies=cookies)
+    if case.backend == "up":
+        return harness.request(case.method, case.path, headers=headers, cookies=cookies)
+    with backend_outage(issuer):
+        return harness.request(case.method, case.path, headers=headers, cookies=cookies)
 
 
 def assert_answer(case: Case, result: Result) -> None:
@@ -66,19 +70,23 @@ def assert_answer(case: Case, result: Result) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=str)
 def test_table(
-    case: Case, make_harness: HarnessFactory, request: pytest.FixtureRequest, tokens: dict[str, str]
+    case: Case,
+    make_harness: HarnessFactory,
+    request: pytest.FixtureRequest,
+    tokens: dict[str, str],
+    table_issuer: LocalIssuer,
 ) -> None:
     # ``make_harness`` parametrizes the test by framework; the harness on a live
     # or a dead key endpoint is then picked per case.
     harness: Harness = request.getfixturevalue("harness" if case.keys == "up" else "down_harness")
-    assert_answer(case, send(harness, case, tokens))
+    assert_answer(case, send(harness, case, tokens, table_issuer))
 
 
-def test_tokens_are_not_echoed(harness: Harness, tokens: dict[str, str]) -> None:
+def test_tokens_are_not_echoed(harness: Harness, tokens: dict[str, str], table_issuer: LocalIssuer) -> None:
     for case in CASES:
         if case.status < 400 or case.keys == "down":
             continue
-        result = send(harness, case, tokens)
+        result = send(harness, case, tokens, table_issuer)
         body = repr(result.json) + repr(result.headers)
         for name, token in tokens.items():
             if name not in NOT_TOKENS:
@@ -117,7 +125,7 @@ def test_all_harnesses_agree(table_issuer: LocalIssuer, tokens: dict[str, str], 
             answers[name] = [
                 (case.name, r.status, r.json.get("reason") if r.status >= 400 else None)
                 for case in CASES
-                for r in [send(built[case.keys], case, tokens)]
+                for r in [send(built[case.keys], case, tokens, table_issuer)]
             ]
         finally:
             for harness in built.values():
