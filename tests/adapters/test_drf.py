@@ -104,6 +104,15 @@ def test_clerk_user_has_djangos_user_interface(clerk_issuer: LocalIssuer) -> Non
     assert repr(user) == "ClerkUser('user_x')"
 
 
+def test_a_machine_caller_is_a_clerk_user_named_by_its_subject(clerk_issuer: LocalIssuer) -> None:
+    with clerk_issuer.auth() as auth:
+        credential = auth.verify(clerk_issuer.mint_m2m(machine_id="mch_caller"), accepts_token="m2m_token")
+    user = ClerkUser(credential)
+    assert user.id == user.pk == user.get_username() == "mch_caller"
+    assert user.credential is credential
+    assert user.is_authenticated
+
+
 @pytest.mark.parametrize(
     ("url", "claims", "status"),
     [
