@@ -350,8 +350,12 @@ class MachineCredential:
         )
 
 
-#: A verified credential of any kind: a [`Session`][clerkguard.Session] or a
-#: [`MachineCredential`][clerkguard.MachineCredential]. Annotate with it where a
-#: route accepts several kinds (``accepts_token=...``); ``credential.token_type ==
-#: "session_token"`` narrows it to a ``Session``.
 Credential: TypeAlias = Session | MachineCredential
+"""A verified credential of any kind: a [`Session`][clerkguard.Session] or a
+[`MachineCredential`][clerkguard.MachineCredential].
+
+Annotate with it where a route accepts several kinds (``accepts_token=...``);
+``credential.token_type == "session_token"`` narrows it to a ``Session`` for
+type checkers, anything else to a ``MachineCredential``. A real union at run
+time too: ``isinstance(x, Credential)`` works.
+"""
