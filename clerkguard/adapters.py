@@ -722,7 +722,7 @@ class Guard(Generic[RequestT]):
                     raise self._failed(exc) from None
                 self._denied(result, what)
             # A route with accepts_token= machine kinds hands over a MachineCredential
-            # (same has()/token_type surface); framework surfaces are still typed Session.
+            # (same has()/token_type surface): Session-typed surfaces hold it, Credential-typed twins name it.
             return session  # type: ignore[return-value]
         except AuthError as error:
             if logger.isEnabledFor(logging.DEBUG):
@@ -758,7 +758,7 @@ class Guard(Generic[RequestT]):
                     raise self._failed(exc) from None
                 self._denied(result, what)
             # A route with accepts_token= machine kinds hands over a MachineCredential
-            # (same has()/token_type surface); framework surfaces are still typed Session.
+            # (same has()/token_type surface): Session-typed surfaces hold it, Credential-typed twins name it.
             return session  # type: ignore[return-value]
         except AuthError as error:
             if logger.isEnabledFor(logging.DEBUG):

@@ -26,6 +26,11 @@ what each must answer, identically in every framework):
                         ``204`` (and ``GET`` with ``{"user_id": ...}``).
 ``GET /sync``           a guarded *sync* handler; returns ``{"user_id": ..., "kind": "sync"}``.
 ``GET /async``          a guarded *async* handler; returns ``{"user_id": ..., "kind": "async"}``.
+``GET /machine``        ``@require_auth(accepts_token=["m2m_token", "oauth_token", "api_key"])``;
+                        returns ``{"token_type": ..., "subject": ...}`` (a session's subject:
+                        its user id), read through the surface typed ``Credential``.
+``GET /any``            ``@require_auth(accepts_token="any")``; the same answer.
+``GET /scoped``         ``/machine`` with ``scope="orders:read"`` (DRF: ``HasScope``).
 ``POST /webhooks/clerk`` ``@require_webhook(events=user.created/updated/deleted,
                         secret=WEBHOOK_SECRETS, dedupe=InMemoryDedupe())``; returns
                         ``{"type", "user_id": data.id, "calls": times the handler ran for this id}``.
