@@ -41,7 +41,7 @@ from types import FrameType
 from typing import IO, Any, NoReturn
 
 from . import __version__
-from .config import env_value, safe_url
+from .config import DEFAULT_API_URL, ENV_VARS, env_value, safe_url
 from .errors import AuthError, ConfigurationError
 
 __all__ = [
@@ -72,6 +72,8 @@ EXIT_CODES: Mapping[int, str] = {
 
 #: The ``azp`` that dev tokens carry and dev apps should allow (a typical local frontend).
 DEV_AUTHORIZED_PARTY = "http://localhost:3000"
+#: The OAuth application ``mint --kind oauth`` issues for, unless ``--client-id`` names another.
+DEV_CLIENT_ID = "client_dev"
 #: Largest input ``decode`` and ``verify`` read (verification itself stops at 8 KiB).
 MAX_INPUT = 64 * 1024
 _TIME_CLAIMS = ("iat", "nbf", "exp", "auth_time")
@@ -194,8 +196,8 @@ def _table(rows: Sequence[tuple[str, str]], indent: str = "  ") -> str:
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "configuration",
-        "Defaults come from CLERK_* environment variables; the secret key is read only from "
-        "CLERK_SECRET_KEY (never pass secrets on a command line).",
+        "Defaults come from CLERK_* environment variables; the secret keys are read only from "
+        "CLERK_SECRET_KEY and CLERK_MACHINE_SECRET_KEY (never pass secrets on a command line).",
     )
     group.add_argument(
         "--publishable-key", metavar="PK", help="pk_test_/pk_live_ key (CLERK_PUBLISHABLE_KEY)"
@@ -206,16 +208,43 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--issuer", metavar="URL", help="exact iss to require (CLERK_ISSUER)")
     group.add_argument(
+        "--api-url", metavar="URL", help=f"Backend API base URL (CLERK_API_URL; {DEFAULT_API_URL})"
+    )
+    group.add_argument(
         "--authorized-party",
         metavar="ORIGIN",
         action="append",
         help="allowed azp, repeatable (CLERK_AUTHORIZED_PARTIES)",
     )
     group.add_argument("--clock-skew", type=float, default=5.0, metavar="S", help="leeway seconds (5)")
-    group.add_argument("--timeout", type=float, default=5.0, metavar="S", help="JWKS fetch timeout (5)")
+    group.add_argument(
+        "--timeout", type=float, default=5.0, metavar="S", help="JWKS / Backend API request timeout (5)"
+    )
 
 
-def _build_auth(args: argparse.Namespace) -> Any:
+#: Stand-ins for settings an opaque token never reaches (it is judged by the Backend API
+#: alone), so that verifying one does not demand them. Never fetched, never compared.
+_UNUSED_ISSUER = "unused:opaque-tokens-are-judged-by-the-backend-api"
+_UNUSED_JWKS_URI = "http://127.0.0.1:9/unused-opaque-tokens-need-no-keys"
+
+
+def _require_backend_secret(kind: str) -> None:
+    """Exit 78 unless a secret key that may verify an opaque ``kind`` is configured."""
+    env = os.environ
+    names = ["machine_secret_key", "secret_key"] if kind == "m2m_token" else ["secret_key"]
+    if any(env_value(name, None, env) is not None for name in names):
+        return
+    variables = " or ".join(ENV_VARS[name] for name in names)
+    raise _Failure(
+        f"configuration error: an opaque {_LABELS[kind]} ({_PREFIX_OF[kind]}...) is verified by the "
+        f"Backend API: set {variables} (and CLERK_API_URL or --api-url for a Backend API other "
+        f"than {DEFAULT_API_URL})",
+        EXIT_CONFIG,
+    )
+
+
+def _build_auth(args: argparse.Namespace, opaque: str | None = None) -> Any:
+    """The `ClerkAuth` the command verifies with; ``opaque``: the kind of an opaque token to verify."""
     from .auth import ClerkAuth
 
     pem = None
@@ -224,16 +253,28 @@ def _build_auth(args: argparse.Namespace) -> Any:
             pem = Path(args.jwt_key_file).read_text()
         except (OSError, UnicodeDecodeError) as exc:
             raise _Failure(f"cannot read --jwt-key-file: {exc.__class__.__name__}", EXIT_CONFIG) from None
+    options: dict[str, Any] = {
+        "publishable_key": args.publishable_key,
+        "jwks_uri": args.jwks_uri,
+        "jwt_key": pem,
+        "issuer": args.issuer,
+        "api_url": args.api_url,
+    }
+    if opaque is not None:
+        env = os.environ
+        if all(env_value(name, options[name], env) is None for name in ("issuer", "publishable_key")):
+            options["issuer"] = _UNUSED_ISSUER
+        sources = ("publishable_key", "jwks_uri", "jwt_key", "secret_key")
+        if all(env_value(name, options.get(name), env) is None for name in sources):
+            options["jwks_uri"] = _UNUSED_JWKS_URI  # only a machine secret key is configured
     try:
         return ClerkAuth(
-            publishable_key=args.publishable_key,
-            jwks_uri=args.jwks_uri,
-            jwt_key=pem,
-            issuer=args.issuer,
+            **options,
             authorized_parties=args.authorized_party,
             clock_skew=args.clock_skew,
             http_timeout=args.timeout,
             token_cache_size=0,
+            machine_cache_size=0,
         )
     except ConfigurationError as exc:
         raise _Failure(f"configuration error: {exc}", EXIT_CONFIG) from None
@@ -261,11 +302,49 @@ def _session_fields(session: Any) -> dict[str, Any]:
     }
 
 
+def _credential_fields(credential: Any) -> dict[str, Any]:
+    return {
+        "kind": credential.token_type,
+        "format": credential.format,
+        "id": credential.id or None,
+        "subject": credential.subject,
+        "scopes": list(credential.scopes),
+        "name": credential.name,
+        "client_id": credential.client_id,
+        "claims": _thaw(credential.claims),
+        "issued_at": credential.issued_at,
+        "expires_at": credential.expires_at,
+    }
+
+
+def _accepted(values: Sequence[str] | None) -> frozenset[str]:
+    """``--accepts-token`` (repeatable, comma lists) as `ClerkAuth.verify` takes it."""
+    from .machine import SESSION_TOKEN, accepted_kinds
+
+    names = [name.strip() for value in values or () for name in value.split(",") if name.strip()]
+    try:
+        return accepted_kinds(SESSION_TOKEN if not names else names[0] if names == ["any"] else names)
+    except ConfigurationError as exc:
+        raise UsageError(str(exc).replace("accepts_token", "--accepts-token", 1)) from None
+
+
+def _time_row(claim: str, value: Any, now: float) -> str:
+    if value is None:
+        return "never" if claim == "exp" else "-"
+    human = _humanise(claim, value, now)
+    return f"{_iso(value)}  ({human['relative']})" if human else str(value)
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     token = _read_token(args.token)
-    auth = _build_auth(args)
+    accepted = _accepted(args.accepts_token)
+    kind, token_format, _ = classify(token)
+    opaque = kind if token_format == "opaque" else None
+    if opaque is not None and opaque in accepted:
+        _require_backend_secret(opaque)
+    auth = _build_auth(args, opaque)
     try:
-        session = auth.verify(token)
+        result = auth.verify(token, accepts_token=accepted)
     except AuthError as error:
         code = EXIT_UNAVAILABLE if error.status == 503 else EXIT_INVALID
         if args.json:
@@ -277,19 +356,23 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         else:
             label = "UNAVAILABLE" if code == EXIT_UNAVAILABLE else "INVALID"
             _err(f"{label}: {error.status} {error.reason} ({error.detail})")
+            if error.reason == "token-type-not-accepted" and kind is not None:
+                _err(f"hint: this is {_article(kind)}; pass --accepts-token {kind} (or any) to verify it")
         return code
     finally:
         auth.close()
-    fields = _session_fields(session)
+    if result.token_type != "session_token":
+        return _print_credential(args, result, auth)
+    fields = _session_fields(result)
     if args.json:
-        _out(json.dumps({"valid": True, "session": fields, "claims": _thaw(session.claims)}, indent=2))
+        body = {"valid": True, "kind": "session_token", "session": fields, "claims": _thaw(result.claims)}
+        _out(json.dumps(body, indent=2))
         return EXIT_OK
     now = time.time()
     rows: list[tuple[str, str]] = []
     for name, value in fields.items():
         if name in ("issued_at", "expires_at"):
-            human = _humanise("iat" if name == "issued_at" else "exp", value, now)
-            text = f"{_iso(value)}  ({human['relative']})" if human else str(value)
+            text = _time_row("iat" if name == "issued_at" else "exp", value, now)
         elif isinstance(value, list):
             text = ", ".join(map(str, value)) if value else "-"
         elif value is None:
@@ -297,7 +380,36 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         else:
             text = str(value) if not isinstance(value, dict) else json.dumps(value)
         rows.append((name, text))
-    _out(f"VALID session token (issuer {session.issuer})")
+    _out(f"VALID session token (issuer {result.issuer})")
+    _out(_table(rows))
+    return EXIT_OK
+
+
+def _print_credential(args: argparse.Namespace, credential: Any, auth: Any) -> int:
+    """A verified machine credential (never the token; the id is Clerk's id, not the secret)."""
+    fields = _credential_fields(credential)
+    if args.json:
+        body = {"valid": True, "kind": credential.token_type, "credential": fields}
+        body["raw"] = _thaw(credential.raw)
+        _out(json.dumps(body, indent=2))
+        return EXIT_OK
+    if credential.format == "jwt":
+        how = "JWT, verified locally with the instance's keys"
+    else:
+        how = f"opaque, verified by the Backend API at {safe_url(auth.backend.api_url)}"
+    now = time.time()
+    rows: list[tuple[str, str]] = []
+    for name, value in fields.items():
+        if name in ("issued_at", "expires_at"):
+            text = _time_row("iat" if name == "issued_at" else "exp", value, now)
+        elif name == "scopes":
+            text = ", ".join(value) if value else "-"
+        elif name == "claims":
+            text = json.dumps(value) if value else "-"
+        else:
+            text = "-" if value is None else str(value)
+        rows.append((name, text))
+    _out(f"VALID {_LABELS[credential.token_type]} ({how})")
     _out(_table(rows))
     return EXIT_OK
 
@@ -335,31 +447,72 @@ def decode_token(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return _segment(parts[0], "header"), _segment(parts[1], "payload")
 
 
-def _header_verdict(token: str) -> str | None:
-    """The reason [`ClerkAuth.verify`][clerkguard.auth.ClerkAuth.verify] would refuse the token before any key
-    lookup."""
-    from ._core.token import HeaderCache, parse_token
+def classify(token: str) -> tuple[str | None, str | None, str | None]:
+    """What [`ClerkAuth.verify`][clerkguard.auth.ClerkAuth.verify] takes ``token`` for, before any key
+    lookup or request: ``(kind, format, refusal)``.
 
+    ``kind`` is ``session_token``, ``m2m_token``, ``oauth_token`` or ``api_key``
+    and ``format`` ``"jwt"`` or ``"opaque"``; ``refusal`` is the reason verify
+    would refuse the token outright (``None`` when it would go on to check the
+    signature or ask the Backend API). A JWT whose shape or header is refused
+    has no kind. Uses the verifier's own rules, so the answers agree with it.
+    """
+    from ._core.token import HeaderCache, parse_token
+    from .auth import ClerkAuth, _check_opaque, _opaque_kind
+    from .machine import KINDS
+
+    opaque = _opaque_kind(token)
+    if opaque is not None:
+        try:
+            _check_opaque(token)
+        except AuthError as error:
+            return opaque, "opaque", error.reason
+        return opaque, "opaque", None
     try:
-        parse_token(token, HeaderCache())
+        kind, _ = ClerkAuth._jwt_kind(parse_token(token, HeaderCache()), KINDS)
     except AuthError as error:
-        return error.reason
-    return None
+        return None, None, error.reason
+    return kind, "jwt", None
+
+
+#: How the output names each kind.
+_LABELS: Mapping[str, str] = {
+    "session_token": "session token",
+    "m2m_token": "M2M token",
+    "oauth_token": "OAuth access token",
+    "api_key": "API key",
+}
+_PREFIX_OF: Mapping[str, str] = {"m2m_token": "mt_", "oauth_token": "oat_", "api_key": "ak_"}
+
+
+def _article(kind: str) -> str:
+    """``an M2M token (m2m_token)``."""
+    label = _LABELS[kind]
+    return f"{'an' if label[0] in 'AEIMO' else 'a'} {label} ({kind})"
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
     token = _read_token(args.token)
+    kind, token_format, refusal = classify(token)
+    if token_format == "opaque":
+        assert kind is not None
+        return _decode_opaque(args, kind, refusal)
     header, claims = decode_token(token)
     now = time.time()
     times = {c: h for c in _TIME_CLAIMS if (h := _humanise(c, claims.get(c), now)) is not None}
-    verdict = _header_verdict(token)
     if args.json:
-        body = {"verified": False, "header": header, "claims": claims, "times": times}
-        body["shape_and_header"] = verdict or "ok"
+        body = {"verified": False, "kind": kind, "format": "jwt", "header": header, "claims": claims}
+        body["times"] = times
+        body["shape_and_header"] = refusal or "ok"
         _out(json.dumps(body, indent=2))
         return EXIT_OK
     _out("UNVERIFIED: decoded WITHOUT checking the signature. Anyone can write these values;")
     _out("use `clerkguard verify` to check them.")
+    if kind is None:
+        _out("kind    none that verify accepts (see the note below)")
+    else:
+        flag = "" if kind == "session_token" else f" --accepts-token {kind}"
+        _out(f"kind    {_article(kind)}, a JWT: `clerkguard verify{flag}` checks it locally")
     _out("header")
     _out(_table([(k, json.dumps(v)) for k, v in header.items()]))
     _out("claims")
@@ -370,8 +523,23 @@ def _cmd_decode(args: argparse.Namespace) -> int:
             text += f"  {times[name]['iso']}  ({times[name]['relative']})"
         rows.append((name, text))
     _out(_table(rows))
-    if verdict is not None:
-        _out(f"note: verify would reject this token before any key lookup: {verdict}")
+    if refusal is not None:
+        _out(f"note: verify would reject this token before any key lookup: {refusal}")
+    return EXIT_OK
+
+
+def _decode_opaque(args: argparse.Namespace, kind: str, refusal: str | None) -> int:
+    """An opaque token holds nothing readable: say what it is and who can judge it."""
+    if args.json:
+        body = {"verified": False, "kind": kind, "format": "opaque", "header": None, "claims": None}
+        body.update(times={}, shape_and_header=refusal or "ok")
+        _out(json.dumps(body, indent=2))
+        return EXIT_OK
+    _out(f"UNVERIFIED: an opaque {_LABELS[kind]} ({kind}, {_PREFIX_OF[kind]}...). Opaque tokens carry")
+    _out("nothing readable: they cannot be decoded locally. Only the Backend API can tell whether")
+    _out(f"it is valid and whose it is: `clerkguard verify --accepts-token {kind}` asks it.")
+    if refusal is not None:
+        _out(f"note: verify would reject this token before any request: {refusal}")
     return EXIT_OK
 
 
@@ -512,6 +680,17 @@ def dev_kid(key: Any) -> str:
     return "ins_dev_" + str(key.thumbprint())[:24]
 
 
+def dev_secret_key(key: Any) -> str:
+    """The dev issuer's Backend API secret key (``sk_test_...``): derived from its private key.
+
+    A restarted issuer keeps it, so a ``.env`` written from its output stays
+    valid; it opens only the issuer's own Backend API fake.
+    """
+    from .testing import b64url, derive_secret
+
+    return "sk_test_dev" + b64url(derive_secret(key, "dev-issuer secret key"))[:32]
+
+
 def _check_key_permissions(path: Path) -> None:
     mode = path.stat().st_mode
     if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
@@ -580,7 +759,13 @@ def _cmd_dev_issuer(args: argparse.Namespace) -> int:
     issuer = None
     try:
         key = load_key_file(key_path) if key_path.exists() else create_key_file(key_path)
-        issuer = LocalIssuer(kid=dev_kid(key), host="127.0.0.1", port=args.port, azp=DEV_AUTHORIZED_PARTY)
+        issuer = LocalIssuer(
+            kid=dev_kid(key),
+            host="127.0.0.1",
+            port=args.port,
+            azp=DEV_AUTHORIZED_PARTY,
+            secret_key=dev_secret_key(key),
+        )
         issuer.key = key
         try:
             issuer.start()
@@ -592,10 +777,16 @@ def _cmd_dev_issuer(args: argparse.Namespace) -> int:
         for name, value in issuer.env().items():
             _out(f"{name}={value}")
         _out(f"CLERK_AUTHORIZED_PARTIES={DEV_AUTHORIZED_PARTY}")
+        # Its Backend API fake, for opaque machine tokens; this secret opens nothing else.
+        _out(f"CLERK_API_URL={issuer.api_url}")
+        _out(f"CLERK_SECRET_KEY={issuer.secret_key}")
         _err(f"clerkguard dev issuer on {issuer.issuer} (kid {issuer.kid}); Ctrl-C to stop")
         _err(f"private key: {key_path}" + (" (temporary, removed on exit)" if tmpdir else ""))
+        mint = f"clerkguard mint --key-file {key_path}"
         _err("mint a token:")
-        _err(f"  clerkguard mint --key-file {key_path} --issuer {issuer.issuer} --user user_123 --role admin")
+        _err(f"  {mint} --issuer {issuer.issuer} --user user_123 --role admin")
+        _err(f"  {mint} --issuer {issuer.issuer} --kind m2m --subject mch_billing --scopes mch_invoices")
+        _err(f"  {mint} --kind api_key --subject user_123 --scopes orders:read")
         while True:
             time.sleep(3600)
     except (KeyboardInterrupt, _Stop):
@@ -626,26 +817,143 @@ def _mint_issuer(args: argparse.Namespace) -> str:
     raise UsageError("say which issuer to mint for: --issuer URL (or set CLERK_PUBLISHABLE_KEY)")
 
 
+#: ``--kind`` values: the short names and Clerk's.
+_MINT_KINDS: Mapping[str, str] = {
+    "session": "session_token",
+    "m2m": "m2m_token",
+    "oauth": "oauth_token",
+    "api_key": "api_key",
+    "api-key": "api_key",
+    "session_token": "session_token",
+    "m2m_token": "m2m_token",
+    "oauth_token": "oauth_token",
+}
+#: Each kind's ``--kind`` name.
+_MINT_NAME: Mapping[str, str] = {
+    "session_token": "session",
+    "m2m_token": "m2m",
+    "oauth_token": "oauth",
+    "api_key": "api_key",
+}
+#: Options that only make sense for some kinds: option -> (attribute, kinds).
+_MINT_ONLY: Mapping[str, tuple[str, frozenset[str]]] = {
+    "--org": ("org", frozenset({"session_token"})),
+    "--role": ("role", frozenset({"session_token"})),
+    "--permission": ("permission", frozenset({"session_token"})),
+    "--feature": ("feature", frozenset({"session_token"})),
+    "--plan": ("plan", frozenset({"session_token"})),
+    "--azp": ("azp", frozenset({"session_token"})),
+    "--v1": ("v1", frozenset({"session_token"})),
+    "--scopes": ("scopes", frozenset({"m2m_token", "oauth_token", "api_key"})),
+    "--claims": ("claims", frozenset({"m2m_token", "api_key"})),
+    "--client-id": ("client_id", frozenset({"oauth_token"})),
+    "--name": ("name", frozenset({"api_key"})),
+    "--opaque": ("opaque", frozenset({"m2m_token", "oauth_token"})),
+}
+#: Lifetime when ``--expires-in`` is not given (``None``: never expires, as API keys by default).
+_MINT_LIFETIME: Mapping[str, int | None] = {
+    "session_token": 60,
+    "m2m_token": 3600,
+    "oauth_token": 3600,
+    "api_key": None,
+}
+
+
+def _mint_kind(value: str) -> str:
+    kind = _MINT_KINDS.get(value.strip().lower())
+    if kind is None:
+        raise argparse.ArgumentTypeError(f"{value[:40]!r} is not one of session, m2m, oauth, api_key")
+    return kind
+
+
+def _mint_claims(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    from ._core.jsonstrict import StrictJSONError, loads_object
+
+    try:
+        return loads_object(text.encode())
+    except StrictJSONError as exc:
+        raise UsageError(f"--claims must be a JSON object ({exc})") from None
+
+
+def _mint_checks(args: argparse.Namespace, kind: str) -> str:
+    """Refuse options of other kinds; the subject (``sub``), checked against the kind."""
+    for option, (attribute, kinds) in _MINT_ONLY.items():
+        if kind not in kinds and getattr(args, attribute) not in (None, False, []):
+            allowed = ", ".join(sorted(_MINT_NAME[k] for k in kinds))
+            raise UsageError(f"{option} applies to --kind {allowed} only, not {_MINT_NAME[kind]}")
+    subject = args.subject or ("mch_dev" if kind == "m2m_token" else "user_dev")
+    # verify would refuse these (token-type-mismatch): mint makes the kind asked for.
+    if kind == "m2m_token" and not subject.startswith("mch_"):
+        raise UsageError("an M2M token's --subject is a machine id (mch_...)")
+    if kind == "oauth_token" and subject.startswith("mch_"):
+        raise UsageError("an OAuth access token acts for a user (--subject user_...), not a machine")
+    return subject
+
+
 def _cmd_mint(args: argparse.Namespace) -> int:
     from .testing import LocalIssuer
 
+    kind: str = args.kind
+    subject = _mint_checks(args, kind)
+    claims = _mint_claims(args.claims)
+    scopes = [name for value in args.scopes or () for name in value.replace(",", " ").split()]
+    expires_in = args.expires_in if args.expires_in is not None else _MINT_LIFETIME[kind]
+    jwt_expires_in = float(expires_in if expires_in is not None else 0)  # JWT kinds always have one
     key = load_key_file(Path(args.key_file))
-    issuer_url = _mint_issuer(args)
-    issuer = LocalIssuer(kid=dev_kid(key), azp=args.azp)
+    opaque = kind == "api_key" or args.opaque
+    # Opaque tokens carry no iss: they are checked by the Backend API, not against an issuer.
+    issuer_url = None if opaque else _mint_issuer(args)
+    issuer = LocalIssuer(kid=dev_kid(key), azp=args.azp or DEV_AUTHORIZED_PARTY)
     issuer.key = key
     try:
-        token = issuer.mint(
-            user_id=args.user,
-            org_id=args.org,
-            org_role=args.role,
-            permissions=args.permission or (),
-            features=args.feature or (),
-            plan=args.plan,
-            expires_in=args.expires_in,
-            version=1 if args.v1 else 2,
-            iss=issuer_url,
-        )
-    except ValueError as exc:  # e.g. a v2 permission not shaped org:feature:permission
+        if kind == "session_token":
+            token = issuer.mint(
+                user_id=subject,
+                org_id=args.org,
+                org_role=args.role,
+                permissions=args.permission or (),
+                features=args.feature or (),
+                plan=args.plan,
+                expires_in=jwt_expires_in,
+                version=1 if args.v1 else 2,
+                iss=issuer_url,
+            )
+        elif kind == "m2m_token" and not opaque:
+            token = issuer.mint_m2m(
+                machine_id=subject, scopes=scopes, claims=claims, expires_in=jwt_expires_in, iss=issuer_url
+            )
+        elif kind == "oauth_token" and not opaque:
+            token = issuer.mint_oauth(
+                user_id=subject,
+                client_id=args.client_id or DEV_CLIENT_ID,
+                scopes=scopes,
+                expires_in=jwt_expires_in,
+                iss=issuer_url,
+            )
+        elif kind == "m2m_token":
+            token = issuer.issue_m2m_token(
+                machine_id=subject, scopes=scopes, claims=claims, expires_in=expires_in, self_contained=True
+            )
+        elif kind == "oauth_token":
+            token = issuer.issue_oauth_token(
+                user_id=subject,
+                client_id=args.client_id or DEV_CLIENT_ID,
+                scopes=scopes,
+                expires_in=expires_in,
+                self_contained=True,
+            )
+        else:
+            token = issuer.issue_api_key(
+                subject=subject,
+                name=args.name or "dev key",
+                scopes=scopes,
+                claims=claims,
+                expires_in=expires_in,
+                self_contained=True,
+            )
+    except ValueError as exc:  # a v2 permission not shaped org:feature:permission; too long a token
         raise UsageError(str(exc)) from None
     _out(token)
     return EXIT_OK
@@ -809,20 +1117,27 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = _Parser(
         prog="clerkguard",
-        description="Verify, inspect and mint Clerk session tokens.",
+        description="Verify, inspect and mint Clerk tokens (sessions, M2M, OAuth, API keys).",
         epilog="exit codes:\n" + "\n".join(f"  {c:<3} {m}" for c, m in EXIT_CODES.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"clerkguard {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("verify", help="verify a session token with the configured keys")
-    p.add_argument("token", metavar="TOKEN", help="the session token, or - to read it from stdin")
+    p = sub.add_parser("verify", help="verify a token (session, M2M, OAuth, API key) as your app would")
+    p.add_argument("token", metavar="TOKEN", help="the token, or - to read it from stdin")
+    p.add_argument(
+        "--accepts-token",
+        action="append",
+        metavar="KIND",
+        help="kinds accepted, as the API's accepts_token: session_token (default), m2m_token, "
+        "oauth_token, api_key, or any; repeatable or a comma list",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_config_options(p)
     p.set_defaults(func=_cmd_verify)
 
-    p = sub.add_parser("decode", help="show header and claims WITHOUT verifying")
+    p = sub.add_parser("decode", help="show what a token says (header, claims, kind) WITHOUT verifying")
     p.add_argument("token", metavar="TOKEN", help="the token, or - to read it from stdin")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_decode)
@@ -842,27 +1157,59 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_dev_issuer)
 
-    p = sub.add_parser("mint", help="sign a session token for a dev issuer")
+    p = sub.add_parser("mint", help="make a token of any kind for a dev issuer")
     p.add_argument("--key-file", metavar="PATH", required=True, help="the dev issuer's --key-file")
     p.add_argument(
-        "--issuer", metavar="URL", help="iss (default: CLERK_ISSUER or from CLERK_PUBLISHABLE_KEY)"
+        "--kind",
+        type=_mint_kind,
+        default="session_token",
+        metavar="{session,m2m,oauth,api_key}",
+        help="what to make (session); m2m and oauth are JWTs unless --opaque, api_key is opaque",
     )
-    p.add_argument("--user", default="user_dev", help="sub (user_dev)")
-    p.add_argument("--org", metavar="ORG_ID", help="active organization id (its slug is always acme)")
-    p.add_argument("--role", help="organization role, e.g. admin")
     p.add_argument(
+        "--issuer", metavar="URL", help="iss of JWTs (default: CLERK_ISSUER or from CLERK_PUBLISHABLE_KEY)"
+    )
+    p.add_argument(
+        "--subject",
+        "--user",
+        dest="subject",
+        metavar="ID",
+        help="sub: who the token is for (user_dev; m2m: mch_dev)",
+    )
+    p.add_argument(
+        "--expires-in",
+        type=int,
+        metavar="S",
+        help="lifetime; negative = expired (session 60, m2m/oauth 3600, api_key: never)",
+    )
+    session = p.add_argument_group("session tokens")
+    session.add_argument("--org", metavar="ORG_ID", help="active organization id (its slug is always acme)")
+    session.add_argument("--role", help="organization role, e.g. admin")
+    session.add_argument(
         "--permission",
         action="append",
         metavar="PERM",
         help="org:feature:permission, repeatable (implies an organization)",
     )
-    p.add_argument("--feature", action="append", metavar="FEATURE", help="feature, repeatable")
-    p.add_argument("--plan", help="plan, e.g. pro")
-    p.add_argument("--azp", default=DEV_AUTHORIZED_PARTY, help=f"authorized party ({DEV_AUTHORIZED_PARTY})")
-    p.add_argument(
-        "--expires-in", type=int, default=60, metavar="S", help="lifetime; negative = expired (60)"
+    session.add_argument("--feature", action="append", metavar="FEATURE", help="feature, repeatable")
+    session.add_argument("--plan", help="plan, e.g. pro")
+    session.add_argument("--azp", help=f"authorized party ({DEV_AUTHORIZED_PARTY})")
+    session.add_argument("--v1", action="store_true", help="a version 1 session token")
+    machine = p.add_argument_group("machine tokens (m2m, oauth, api_key)")
+    machine.add_argument(
+        "--scopes",
+        action="append",
+        metavar="LIST",
+        help="scopes, comma- or space-separated, repeatable (m2m: the machine ids it may call)",
     )
-    p.add_argument("--v1", action="store_true", help="a version 1 session token")
+    machine.add_argument("--claims", metavar="JSON", help="m2m, api_key: custom claims, a JSON object")
+    machine.add_argument("--client-id", help=f"oauth: the OAuth application's client id ({DEV_CLIENT_ID})")
+    machine.add_argument("--name", help="api_key: the key's name (dev key)")
+    machine.add_argument(
+        "--opaque",
+        action="store_true",
+        help="m2m, oauth: an opaque mt_/oat_ token (verified by the dev issuer's Backend API fake)",
+    )
     p.set_defaults(func=_cmd_mint)
 
     p = sub.add_parser("demo", help="verification end to end: in-process, or across the example apps")

@@ -34,6 +34,7 @@ import secrets
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,7 +45,9 @@ from joserfc.jwk import RSAKey
 from joserfc.jws import JWSRegistry
 from typing_extensions import Self
 
+from ._backend import MAX_OPAQUE_TOKEN
 from .auth import ClerkAuth
+from .machine import OPAQUE_PREFIXES
 
 __all__ = [
     "M2M_CATEGORY",
@@ -56,6 +59,7 @@ __all__ = [
     "WebhookSigner",
     "b64url",
     "cookie_header",
+    "derive_secret",
     "session_cookies",
     "sign_webhook",
 ]
@@ -71,6 +75,33 @@ _VERIFY_ENDPOINTS = {
     "/v1/oauth_applications/access_tokens/verify": ("oauth_token", "access_token"),
     "/v1/api_keys/verify": ("api_key", "secret"),
 }
+
+
+#: Length of a self-contained opaque token's MAC (base64url of HMAC-SHA-256).
+_MAC_CHARS = 43
+
+
+def _with_status(record: Mapping[str, Any]) -> dict[str, Any]:
+    """An issued record as the fake Backend API keeps it: not revoked, updated when created."""
+    return {
+        **record,
+        "revoked": False,
+        "revocation_reason": None,
+        "expired": False,
+        "updated_at": record["created_at"],
+    }
+
+
+def derive_secret(key: RSAKey, purpose: str) -> bytes:
+    """32 bytes derived from the private ``key`` for one ``purpose`` (HMAC-SHA-256 over its ``d``).
+
+    Two processes holding the same key file agree on them without sharing
+    anything else; without the private key they cannot be computed.
+    """
+    private = key.as_dict(private=True).get("d")
+    if not isinstance(private, str):
+        raise ValueError("a secret can only be derived from a private key")
+    return hmac.new(private.encode(), f"clerkguard.testing/{purpose}".encode(), hashlib.sha256).digest()
 
 
 @dataclass(frozen=True)
@@ -185,6 +216,7 @@ class LocalIssuer:
         self.backend_requests: list[BackendRequest] = []
         # opaque token -> its record (Clerk's JSON shape), for the fake verify endpoints
         self._machine_tokens: dict[str, dict[str, Any]] = {}
+        self._seal_cache: tuple[RSAKey, bytes] | None = None
         self.host = host
         self.port = port
         self.fault = Fault()
@@ -245,21 +277,64 @@ class LocalIssuer:
         self.backend_fault = fault if fault is not None else Fault(**kwargs)
 
     # -- the fake Backend API (opaque machine tokens) -----------------------------------
-    def _issue(self, prefix: str, record: dict[str, Any], expires_in: float | None) -> str:
+    def _issue(
+        self, prefix: str, record: dict[str, Any], expires_in: float | None, self_contained: bool
+    ) -> str:
         now_ms = int(self.clock() * 1000)
-        token = prefix + b64url(secrets.token_bytes(24))
-        record = {
+        issued = {
             **record,
             "id": prefix + b64url(secrets.token_bytes(15)),
-            "revoked": False,
-            "revocation_reason": None,
-            "expired": False,
             "expiration": None if expires_in is None else now_ms + int(expires_in * 1000),
             "created_at": now_ms,
-            "updated_at": now_ms,
         }
-        self._machine_tokens[token] = record
+        if self_contained:
+            token = self._seal(prefix, issued)
+        else:
+            token = prefix + b64url(secrets.token_bytes(24))
+        self._machine_tokens[token] = _with_status(issued)
         return token
+
+    # Self-contained tokens: ``prefix + base64url(zlib(record JSON)) + base64url(HMAC-SHA-256)``,
+    # the MAC keyed by a secret derived from the private signing key. Whoever holds the key
+    # (the dev issuer's 0600 key file) can mint them, exactly as for JWTs; nothing is stored,
+    # so a dev issuer in another process accepts them, and keeps accepting them after a restart.
+    def _seal_key(self) -> bytes:
+        cached = self._seal_cache
+        if cached is None or cached[0] is not self.key:
+            cached = (self.key, derive_secret(self.key, "self-contained opaque tokens"))
+            self._seal_cache = cached
+        return cached[1]
+
+    def _mac(self, prefix: str, body: str) -> str:
+        return b64url(hmac.new(self._seal_key(), (prefix + body).encode(), hashlib.sha256).digest())
+
+    def _seal(self, prefix: str, record: Mapping[str, Any]) -> str:
+        packed = zlib.compress(json.dumps(record, separators=(",", ":")).encode(), 9)
+        body = b64url(packed)
+        token = prefix + body + self._mac(prefix, body)
+        if len(token) > MAX_OPAQUE_TOKEN:
+            raise ValueError(
+                f"a self-contained token holds at most {MAX_OPAQUE_TOKEN} characters and this one "
+                f"needs {len(token)}: use fewer or shorter scopes and claims"
+            )
+        return token
+
+    def _unseal(self, token: object) -> dict[str, Any] | None:
+        """The record a self-contained token carries, or ``None`` (not one, or not sealed here)."""
+        if not isinstance(token, str) or not token.isascii() or len(token) > MAX_OPAQUE_TOKEN:
+            return None
+        prefix = next((p for p in OPAQUE_PREFIXES if token.startswith(p)), None)
+        if prefix is None or len(token) <= len(prefix) + _MAC_CHARS:
+            return None
+        body, mac = token[len(prefix) : -_MAC_CHARS], token[-_MAC_CHARS:]
+        if not hmac.compare_digest(mac, self._mac(prefix, body)):
+            return None
+        try:  # sealed here, so well-formed; still bounded
+            packed = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+            record = json.loads(zlib.decompressobj().decompress(packed, 64 * 1024))
+        except (ValueError, zlib.error):
+            return None
+        return _with_status(record) if isinstance(record, dict) else None
 
     def issue_m2m_token(
         self,
@@ -268,12 +343,21 @@ class LocalIssuer:
         scopes: Iterable[str] = (),
         claims: Mapping[str, Any] | None = None,
         expires_in: float | None = 3600,
+        self_contained: bool = False,
     ) -> str:
-        """An opaque M2M token (``mt_...``) the fake Backend API knows."""
+        """An opaque M2M token (``mt_...``) the fake Backend API knows.
+
+        ``self_contained=True`` makes a token that carries its record, sealed
+        with a key derived from this issuer's private key: any `LocalIssuer`
+        with the same key accepts it without having issued it (this is how
+        ``clerkguard mint --kind m2m --opaque`` makes tokens for a running
+        ``clerkguard dev-issuer``). It is longer than Clerk's (at most 512
+        characters), and `revoke` only reaches the issuer that made it.
+        """
         record: dict[str, Any] = {"object": "machine_to_machine_token", "subject": machine_id}
         record["scopes"] = list(scopes)
         record["claims"] = dict(claims) if claims else None
-        return self._issue("mt_", record, expires_in)
+        return self._issue("mt_", record, expires_in, self_contained)
 
     def issue_api_key(
         self,
@@ -283,8 +367,12 @@ class LocalIssuer:
         scopes: Iterable[str] = (),
         claims: Mapping[str, Any] | None = None,
         expires_in: float | None = None,
+        self_contained: bool = False,
     ) -> str:
-        """An API key (``ak_...``) of a user or an organization (``subject``)."""
+        """An API key (``ak_...``) of a user or an organization (``subject``).
+
+        ``self_contained``: as for `issue_m2m_token`.
+        """
         record = {
             "object": "api_key",
             "type": "api_key",
@@ -296,7 +384,7 @@ class LocalIssuer:
             "description": None,
             "last_used_at": None,
         }
-        return self._issue("ak_", record, expires_in)
+        return self._issue("ak_", record, expires_in, self_contained)
 
     def issue_oauth_token(
         self,
@@ -305,8 +393,12 @@ class LocalIssuer:
         client_id: str = "client_2exampleoauthapp0000000",
         scopes: Iterable[str] = (),
         expires_in: float | None = 3600,
+        self_contained: bool = False,
     ) -> str:
-        """An opaque OAuth access token (``oat_...``) issued to ``client_id`` for ``user_id``."""
+        """An opaque OAuth access token (``oat_...``) issued to ``client_id`` for ``user_id``.
+
+        ``self_contained``: as for `issue_m2m_token`.
+        """
         record = {
             "object": "clerk_idp_oauth_access_token",
             "client_id": client_id,
@@ -314,7 +406,7 @@ class LocalIssuer:
             "subject": user_id,
             "scopes": list(scopes),
         }
-        return self._issue("oat_", record, expires_in)
+        return self._issue("oat_", record, expires_in, self_contained)
 
     def revoke(self, token: str, reason: str | None = None) -> None:
         """Revoke an opaque token issued here (the fake then answers ``revoked: true``)."""
@@ -362,8 +454,10 @@ class LocalIssuer:
             return
         try:
             token = json.loads(body)[member]
-            record = self._machine_tokens[token]
+            record = self._machine_tokens.get(token) or self._unseal(token)
         except (ValueError, KeyError, TypeError):
+            record = None
+        if record is None:
             self._answer(handler, 404, b'{"errors":[{"code":"resource_not_found","message":"not found"}]}')
             return
         expiration = record["expiration"]

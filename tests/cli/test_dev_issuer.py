@@ -79,7 +79,7 @@ def dev_issuer(*args: str) -> Iterator[DevIssuer]:
         cwd=REPO,
     )
     try:
-        out, err = _read_until(proc, lambda o, e: len(o) >= 3 and any("mint a token" in x for x in e), 30)
+        out, err = _read_until(proc, lambda o, e: len(o) >= 5 and any("mint a token" in x for x in e), 30)
         env = dict(line.split("=", 1) for line in out)
         yield DevIssuer(proc, env, err)
     finally:
@@ -105,8 +105,16 @@ def _port_is_closed(port: int) -> bool:
 def test_serves_until_sigterm_mints_tokens_and_keeps_its_key_across_restarts(tmp_path: Path) -> None:
     key_file = tmp_path / "issuer.pem"
     with dev_issuer("--port", "0", "--key-file", str(key_file)) as server:
-        assert set(server.env) == {"CLERK_PUBLISHABLE_KEY", "CLERK_JWKS_URI", "CLERK_AUTHORIZED_PARTIES"}
+        assert set(server.env) == {
+            "CLERK_PUBLISHABLE_KEY",
+            "CLERK_JWKS_URI",
+            "CLERK_AUTHORIZED_PARTIES",
+            "CLERK_API_URL",
+            "CLERK_SECRET_KEY",
+        }
         assert server.env["CLERK_JWKS_URI"].startswith("http://127.0.0.1:")
+        assert server.env["CLERK_API_URL"] == server.issuer
+        assert server.env["CLERK_SECRET_KEY"].startswith("sk_test_")
         assert os.stat(key_file).st_mode & 0o777 == 0o600
         minted = run(
             "mint",
@@ -128,6 +136,21 @@ def test_serves_until_sigterm_mints_tokens_and_keeps_its_key_across_restarts(tmp
         assert session.user_id == "user_minted"
         assert session.has(role="admin")
         assert session.has(permission="org:reports:read")
+        # Machine tokens of every kind, minted in other processes, verified by a third.
+        machine = {
+            "m2m_token": ("--kind", "m2m", "--subject", "mch_minted", "--scopes", "mch_other"),
+            "oauth_token": ("--kind", "oauth", "--opaque", "--subject", "user_minted"),
+            "api_key": ("--kind", "api_key", "--subject", "org_minted", "--name", "ci"),
+        }
+        tokens = {}
+        for kind, args in machine.items():
+            made = run("mint", "--key-file", str(key_file), *args, env={"CLERK_ISSUER": server.issuer})
+            assert made.returncode == 0, made.stderr
+            tokens[kind] = made.stdout.strip()
+            checked = run("verify", "-", "--accepts-token", kind, stdin=tokens[kind], env=server.env)
+            assert checked.returncode == 0, checked.stderr
+            assert checked.stdout.startswith("VALID ")
+            assert server.env["CLERK_SECRET_KEY"] not in checked.stdout + checked.stderr
         assert _stop(server) == 0
         assert _port_is_closed(server.port)
     # Same key file and port: the restarted issuer publishes the same key, so the token still verifies.
@@ -135,6 +158,10 @@ def test_serves_until_sigterm_mints_tokens_and_keeps_its_key_across_restarts(tmp
         assert again.env == server.env
         with ClerkAuth(env=again.env) as auth:
             assert auth.verify(token).user_id == "user_minted"
+            # Opaque tokens carry their record: the restarted issuer's Backend API fake knows them.
+            key = auth.verify(tokens["api_key"], accepts_token="api_key")
+            assert (key.subject, key.name) == ("org_minted", "ci")
+            assert auth.verify(tokens["oauth_token"], accepts_token="oauth_token").subject == "user_minted"
         assert _stop(again) == 0
 
 
