@@ -254,7 +254,7 @@ def wrap_webhook_handler(handler: Callable[..., Any], guard: WebhookGuard[Any]) 
     adapter = guard.adapter
     # Like require_auth: the extensions' decorator-order checks (ClerkGuard for
     # Flask/Quart/Sanic) then refuse a route that registered the bare function.
-    _remember(handler)
+    _remember(handler, "require_webhook")
     if not adapter.sync_only and (adapter.async_only or is_async_callable(handler)):
 
         @functools.wraps(handler)

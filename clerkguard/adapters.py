@@ -109,10 +109,11 @@ SESSION_COOKIE = "__session"
 #: Clerk's client "updated at" cookie (``SameSite=Strict``, Unix seconds; 0 = signed out).
 CLIENT_UAT_COOKIE = "__client_uat"
 
-#: Handlers a guard has wrapped, by identity (weak: never keeps a function alive).
+#: Handlers a guard has wrapped, by identity (weak: never keeps a function alive), with the
+#: name of the decorator that did (``require_auth``, ``require_webhook``).
 #: Lets [`unguarded_views`][clerkguard.adapters.unguarded_views] spot a guard applied *above* a route
-#: decorator.
-_WRAPPED: weakref.WeakKeyDictionary[Any, None] = weakref.WeakKeyDictionary()
+#: decorator, and the refusal name the decorator to move.
+_WRAPPED: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 @functools.lru_cache(maxsize=64)
@@ -921,12 +922,12 @@ def wrapped_chain(handler: Any, limit: int = 100) -> list[Any]:
     return chain
 
 
-def _remember(handler: Callable[..., Any]) -> None:
+def _remember(handler: Callable[..., Any], decorator: str = "require_auth") -> None:
     # The whole __wrapped__ chain: with another functools.wraps decorator between
     # the guard and the route decorator, the route registered the innermost function.
     for fn in wrapped_chain(handler):
         try:
-            _WRAPPED[fn] = None
+            _WRAPPED[fn] = decorator
         except TypeError:  # not weak-referenceable (a builtin): nothing to track
             pass
 
@@ -1010,6 +1011,36 @@ def _is_wrapped(view: Callable[..., Any]) -> bool:
         return view in _WRAPPED
     except TypeError:
         return False
+
+
+def _decorator_of(view: object) -> str:
+    """The clerkguard decorator that wrapped ``view`` after its route registered it."""
+    try:
+        return _WRAPPED.get(view) or "require_auth"
+    except TypeError:  # not weak-referenceable (None, a builtin)
+        return "require_auth"
+
+
+def _misordered_message(found: Mapping[str, str], preposition: str = "for") -> tuple[str, str]:
+    """``(what, fix)`` for endpoints whose guard sits above the route decorator.
+
+    ``found`` maps each endpoint to the decorator that is misplaced there
+    (``require_auth`` or ``require_webhook``): ``what`` names each decorator
+    with its endpoints, ``fix`` the decorators to move (``@require_webhook``).
+    """
+    groups: dict[str, list[str]] = {}
+    for endpoint in sorted(found):
+        groups.setdefault(found[endpoint], []).append(endpoint)
+    what = "; ".join(
+        f"{name} is above the route decorator {preposition} {', '.join(endpoints)}"
+        for name, endpoints in sorted(groups.items())
+    )
+    return what, " and ".join(f"@{name}" for name in sorted(groups))
+
+
+def _misordered_views(views: Mapping[str, Any], endpoints: Iterable[str | None]) -> dict[str, str]:
+    """``endpoint -> misplaced decorator`` for these endpoints of ``views``."""
+    return {e: _decorator_of(views.get(e)) for e in endpoints if e}
 
 
 def auth_from_config(config: Mapping[str, Any], env: Mapping[str, str] | None = None) -> ClerkAuth:

@@ -291,7 +291,7 @@ def _wrap_webhook(handler: Callable[..., Any], guard: WebhookGuard[Any]) -> Call
     target: Any = webhook_wrapper
     target.__signature__ = signature.replace(parameters=parameters)
     target.__clerkguard_webhook__ = guard
-    _remember(handler)  # ClerkGuard refuses the decorator above @app.post (a bare, unverified route)
+    _remember(handler, "require_webhook")  # ClerkGuard refuses it above @app.post (a bare, unverified route)
     return webhook_wrapper
 
 

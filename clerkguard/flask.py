@@ -26,7 +26,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from typing_extensions import Unpack
@@ -49,6 +49,8 @@ from .adapters import (
     GuardKwargs,
     Preflight,
     RequireAuth,
+    _misordered_message,
+    _misordered_views,
     auth_from_config,
     build_require_auth,
     unguarded_views,
@@ -354,7 +356,7 @@ class ClerkGuard:
         app.register_error_handler(AuthHTTPException, _render)
         if not self.check_decorator_order:
             return
-        _refuse_misordered(unguarded_views(app.view_functions))
+        _refuse_misordered(app.view_functions, unguarded_views(app.view_functions))
 
         def clerkguard_check_decorator_order() -> None:
             misordered = state.misordered
@@ -364,15 +366,14 @@ class ClerkGuard:
                         # Complete now: Flask refuses new routes after the first request.
                         found = unguarded_views(current_app.view_functions)
                         if found:
-                            logger.error(
-                                "require_auth is applied above the route decorator of %s; "
-                                "those views are NOT guarded and will answer 500",
-                                ", ".join(found),
+                            what, _ = _misordered_message(
+                                _misordered_views(current_app.view_functions, found)
                             )
+                            logger.error("%s; those views are NOT guarded and will answer 500", what)
                         state.misordered = frozenset(found)
                 misordered = state.misordered
             if misordered and flask.request.endpoint in misordered:
-                _refuse_misordered([flask.request.endpoint])
+                _refuse_misordered(current_app.view_functions, [flask.request.endpoint])
             elif not misordered:
                 # Nothing misordered, and Flask refuses new routes from now on:
                 # drop this hook. A new list, so requests iterating the old one
@@ -387,10 +388,10 @@ class ClerkGuard:
         return _pallets.app_state(app).auth
 
 
-def _refuse_misordered(endpoints: Iterable[str | None]) -> None:
-    names = [e for e in endpoints if e]
-    if names:
+def _refuse_misordered(views: Mapping[str, Any], endpoints: Iterable[str | None]) -> None:
+    found = _misordered_views(views, endpoints)
+    if found:
+        what, fix = _misordered_message(found)
         raise ConfigurationError(
-            f"require_auth is above the route decorator for {', '.join(sorted(names))}: "
-            "the route registered the unguarded function. Put @require_auth below @app.route."
+            f"{what}: the route registered the unguarded function. Put {fix} below @app.route."
         )

@@ -48,6 +48,8 @@ from .adapters import (
     Preflight,
     RequireAuth,
     _maybe_await,
+    _misordered_message,
+    _misordered_views,
     _remember,
     auth_from_config,
     build_require_auth,
@@ -309,12 +311,13 @@ class ClerkGuard:
         auth = self.auth
         assert auth is not None
         if self.check_decorator_order:
-            misordered = unguarded_views({route.name: route.handler for route in app.router.routes})
+            views = {route.name: route.handler for route in app.router.routes}
+            misordered = unguarded_views(views)
             if misordered:
+                what, fix = _misordered_message(_misordered_views(views, misordered), "of")
                 raise ConfigurationError(
-                    "require_auth is applied above the route decorator of "
-                    f"{', '.join(misordered)}: Sanic registered the bare handler, so the "
-                    "route would be unguarded. Put @require_auth below @app.get(...)."
+                    f"{what}: Sanic registered the bare handler, so the route would be "
+                    f"unguarded. Put {fix} below @app.get(...)."
                 )
         # Keys before the first request (bounded by http_timeout; a failure is
         # retried lazily). Finishing the fetch here also means a server stopped

@@ -70,6 +70,7 @@ from .adapters import (
     GuardKwargs,
     Preflight,
     RequireAuth,
+    _misordered_message,
     build_require_auth,
     guard_of,
     is_async_callable,
@@ -274,17 +275,18 @@ def ordered_methods(methods: Iterable[str]) -> list[str]:
 
 
 # -- the decorator -----------------------------------------------------------------------------------
-#: Endpoints ``@require_auth`` wrapped (weakly; here and in ``clerkguard.fastapi``). A route
-#: serving one of them *unwrapped* had the decorator above its route decorator.
-_GUARDED: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+#: Endpoints ``@require_auth``/``@require_webhook`` wrapped (weakly; here and in
+#: ``clerkguard.fastapi``), with the decorator's name. A route serving one of them
+#: *unwrapped* had that decorator above its route decorator.
+_GUARDED: weakref.WeakKeyDictionary[Callable[..., Any], str] = weakref.WeakKeyDictionary()
 
 
-def _remember(handler: Callable[..., Any]) -> None:
+def _remember(handler: Callable[..., Any], decorator: str = "require_auth") -> None:
     # The whole __wrapped__ chain: with another functools.wraps decorator between
     # the guard and the route decorator, the route registered the innermost function.
     for fn in wrapped_chain(handler):
         try:
-            _GUARDED.add(fn)
+            _GUARDED[fn] = decorator
         except TypeError:  # not weak-referenceable: nothing to track
             pass
 
@@ -399,7 +401,7 @@ class StarletteWebhookAdapter(StarletteAdapter):
 
 def _wrap_webhook(handler: Callable[..., Any], guard: WebhookGuard[Any]) -> Callable[..., Any]:
     """The core's webhook wrapper, remembered for the decorator-order check of `ClerkGuard`."""
-    _remember(handler)
+    _remember(handler, "require_webhook")
     return wrap_webhook_handler(handler, guard)
 
 
@@ -607,23 +609,28 @@ def misordered_routes(app: Starlette) -> list[str]:
     ``@require_auth`` written *above* it wraps a copy nobody calls: the route
     serves the bare, unguarded function.
     """
-    found = set()
+    return sorted(_misordered(app))
+
+
+def _misordered(app: Starlette) -> dict[str, str]:
+    """``path -> the decorator above its route decorator``."""
+    found = {}
     for path, endpoint in _endpoints(app.router.routes):
         try:
-            wrapped_later = endpoint in _GUARDED
+            decorator = _GUARDED.get(endpoint)
         except TypeError:
             continue
-        if wrapped_later and guard_of(endpoint) is None:
-            found.add(path)
-    return sorted(found)
+        if decorator is not None and guard_of(endpoint) is None:
+            found[path] = decorator
+    return found
 
 
 def _refuse_misordered(app: Starlette) -> None:
-    misordered = misordered_routes(app)
+    misordered = _misordered(app)
     if misordered:
+        what, fix = _misordered_message(misordered)
         raise ConfigurationError(
-            f"require_auth is above the route decorator for {', '.join(misordered)}: the route "
-            "registered the unguarded function. Put @require_auth below @app.get(...)."
+            f"{what}: the route registered the unguarded function. Put {fix} below @app.get(...)."
         )
 
 

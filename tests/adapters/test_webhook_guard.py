@@ -334,8 +334,75 @@ def test_decorator_above_the_route_is_refused_by_the_extension(clerk_auth: Any) 
     def hook() -> Any:
         return {"forged": "accepted"}
 
-    with pytest.raises(ConfigurationError, match="above the route decorator"):
+    with pytest.raises(ConfigurationError) as info:
         ClerkGuard(app, auth=clerk_auth)
+    # The refusal names the decorator that is misplaced, not require_auth.
+    assert str(info.value) == (
+        "require_webhook is above the route decorator for hook: the route registered the "
+        "unguarded function. Put @require_webhook below @app.route."
+    )
+
+
+def test_a_misplaced_guard_and_webhook_are_each_named(clerk_auth: Any) -> None:
+    from clerkguard.flask import ClerkGuard, require_auth
+
+    app = flask.Flask("misordered_both")
+
+    @flask_webhook(secret=WebhookSigner().secret)
+    @app.post("/hook")
+    def hook() -> Any:
+        return {}
+
+    @require_auth
+    @app.get("/secret")
+    def secret() -> Any:
+        return {}
+
+    with pytest.raises(ConfigurationError) as info:
+        ClerkGuard(app, auth=clerk_auth)
+    assert str(info.value).startswith(
+        "require_auth is above the route decorator for secret; "
+        "require_webhook is above the route decorator for hook: "
+    )
+    assert str(info.value).endswith("Put @require_auth and @require_webhook below @app.route.")
+
+
+def test_flask_names_a_webhook_added_after_init_at_its_first_request(
+    clerk_auth: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from clerkguard.flask import ClerkGuard
+
+    app = flask.Flask("misordered_late_webhook")
+    ClerkGuard(app, auth=clerk_auth)
+
+    @flask_webhook(secret=WebhookSigner().secret)
+    @app.post("/hook")
+    def hook() -> Any:
+        return {"forged": "accepted"}
+
+    caplog.set_level(logging.ERROR, logger="clerkguard")
+    response = app.test_client().post("/hook", data=b"{}")
+    assert response.status_code == 500
+    assert "require_webhook is above the route decorator for hook; those views are NOT guarded" in caplog.text
+    assert "require_auth" not in caplog.text
+
+
+async def test_quart_names_the_misplaced_webhook_decorator(clerk_auth: Any) -> None:
+    from clerkguard.quart import ClerkGuard as QuartGuard
+
+    app = quart.Quart("misordered_quart_webhook")
+
+    @quart_webhook(secret=WebhookSigner().secret)
+    @app.post("/hook")
+    async def hook() -> Any:
+        return {"forged": "accepted"}
+
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^require_webhook is above the route decorator for hook: .*"
+        r"Put @require_webhook below @app\.route\.$",
+    ):
+        QuartGuard(app, auth=clerk_auth)
 
 
 def test_fastapi_clerkguard_refuses_the_webhook_decorator_above_the_route(clerk_auth: Any) -> None:
@@ -350,5 +417,52 @@ def test_fastapi_clerkguard_refuses_the_webhook_decorator_above_the_route(clerk_
     async def hook() -> dict[str, str]:
         return {"forged": "accepted"}
 
-    with pytest.raises(ConfigurationError, match="above the route decorator"):
+    with pytest.raises(ConfigurationError) as info:
         FastAPIGuard(app, clerk_auth)
+    assert str(info.value).startswith("require_webhook is above the route decorator for /hook: ")
+    assert str(info.value).endswith("Put @require_webhook below @app.get(...).")
+    assert "require_auth" not in str(info.value)
+
+
+def test_starlette_names_the_misplaced_webhook_decorator(clerk_auth: Any) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from clerkguard.starlette import ClerkGuard as StarletteGuard
+    from clerkguard.starlette import require_webhook as starlette_webhook
+
+    async def hook(request: Any) -> JSONResponse:
+        return JSONResponse({"forged": "accepted"})
+
+    app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+    starlette_webhook(secret=WebhookSigner().secret)(hook)  # too late: the route holds the bare function
+    with pytest.raises(ConfigurationError) as info:
+        StarletteGuard(app, clerk_auth)
+    assert str(info.value).startswith("require_webhook is above the route decorator for /hook: ")
+    assert "@require_auth" not in str(info.value)
+
+
+def test_sanic_names_the_misplaced_webhook_decorator(clerk_auth: Any) -> None:
+    from clerkguard.sanic import ClerkGuard as SanicGuard
+
+    sanic.Sanic.test_mode = True
+    app = sanic.Sanic("webhook_misordered_test")
+    SanicGuard(app, auth=clerk_auth)
+
+    @sanic_webhook(secret=WebhookSigner().secret)  # wrong: Sanic already registered the bare function
+    @app.post("/hook")
+    async def hook(request: sanic.Request) -> Any:
+        return sanic_json({"forged": "accepted"})
+
+    client = SanicASGITestClient(app)
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(ConfigurationError) as info:
+            loop.run_until_complete(client.request("POST", "/hook", gather_request=False))
+    finally:
+        loop.close()
+    message = str(info.value)
+    assert message.startswith("require_webhook is above the route decorator of ")
+    assert "hook" in message
+    assert message.endswith("Put @require_webhook below @app.get(...).")
