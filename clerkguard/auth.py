@@ -63,7 +63,7 @@ _OPAQUE = tuple(OPAQUE_PREFIXES)
 
 
 def _not_accepted(kind: str) -> NotAuthenticated:
-    return NotAuthenticated("token-type-not-accepted", f"a {kind} is not accepted here")
+    return NotAuthenticated("token-type-not-accepted", f"a token of kind {kind} is not accepted here")
 
 
 def _opaque_kind(token: str) -> TokenType | None:

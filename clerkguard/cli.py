@@ -2,18 +2,19 @@
 
 Commands:
 
-    clerkguard verify TOKEN|-      verify with the configured keys (CLERK_* env or flags)
-    clerkguard decode TOKEN|-      show header and claims WITHOUT verifying them
+    clerkguard verify TOKEN|-      verify any kind of token (``--accepts-token``) as an app would
+    clerkguard decode TOKEN|-      show its kind, header and claims WITHOUT verifying them
     clerkguard jwks                fetch the configured JWKS and explain every key
-    clerkguard dev-issuer          a local Clerk-like issuer on loopback, until Ctrl-C
-    clerkguard mint                sign a token for a dev issuer (``--key-file``)
+    clerkguard dev-issuer          a local Clerk-like issuer (and Backend API fake) on loopback
+    clerkguard mint                make a token of any kind for a dev issuer (``--key-file``)
     clerkguard demo                verification end to end, in-process or across the examples
     clerkguard webhook sign|verify sign a webhook body like Svix / check a captured delivery
 
 ``-`` reads the token from standard input, so it never lands in shell
 history. Exit codes (see `EXIT_CODES`): ``0`` success, ``1`` invalid
 (token rejected, undecodable, or no usable key), ``2`` unavailable (keys could
-not be fetched), ``64`` usage error, ``78`` configuration error.
+not be fetched, or the Backend API did not answer), ``64`` usage error, ``78``
+configuration error.
 
 Nothing here prints a token it was given, nor a secret key; ``mint`` prints
 the token it signs, because that is its job.
@@ -65,9 +66,9 @@ EXIT_CONFIG = 78  # sysexits.h EX_CONFIG
 EXIT_CODES: Mapping[int, str] = {
     EXIT_OK: "success",
     EXIT_INVALID: "invalid: the token was rejected or cannot be decoded, or the JWKS has no usable key",
-    EXIT_UNAVAILABLE: "unavailable: signing keys could not be fetched (network, HTTP error, timeout)",
+    EXIT_UNAVAILABLE: "unavailable: signing keys could not be fetched, or the Backend API gave no answer",
     EXIT_USAGE: "usage error: unknown command, missing or malformed arguments",
-    EXIT_CONFIG: "configuration error: no key source, malformed key or option",
+    EXIT_CONFIG: "configuration error: no key source, a malformed key or option, a missing secret key",
 }
 
 #: The ``azp`` that dev tokens carry and dev apps should allow (a typical local frontend).
