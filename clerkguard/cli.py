@@ -130,7 +130,7 @@ def _read_token(arg: str, stdin: IO[str] | None = None) -> str:
         text = arg
     if len(text) > MAX_INPUT:
         raise _Failure(
-            f"error: input is longer than {MAX_INPUT // 1024} KiB; not a session token", EXIT_INVALID
+            f"error: input is longer than {MAX_INPUT // 1024} KiB; not a Clerk token", EXIT_INVALID
         )
     text = text.strip()
     # Tolerate a pasted "Authorization" header value.
@@ -487,16 +487,14 @@ _PREFIX_OF: Mapping[str, str] = {"m2m_token": "mt_", "oauth_token": "oat_", "api
 
 
 def _article(kind: str) -> str:
-    """``an M2M token (m2m_token)``."""
-    label = _LABELS[kind]
-    return f"{'an' if label[0] in 'AEIMO' else 'a'} {label} ({kind})"
+    """``a session token (session_token)``, ``an M2M token (m2m_token)``."""
+    return f"{'a' if kind == 'session_token' else 'an'} {_LABELS[kind]} ({kind})"
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
     token = _read_token(args.token)
     kind, token_format, refusal = classify(token)
-    if token_format == "opaque":
-        assert kind is not None
+    if token_format == "opaque" and kind is not None:
         return _decode_opaque(args, kind, refusal)
     header, claims = decode_token(token)
     now = time.time()
