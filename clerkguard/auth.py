@@ -422,9 +422,11 @@ class ClerkAuth:
 
         Raises:
             AuthError: 401 for any invalid token (``.reason`` says which
-                rule), 503 when no signing keys (or no Backend API answer,
-                for opaque machine tokens) could be obtained. Nothing else
-                escapes, whatever ``token`` holds.
+                rule); 403 ``organization-mismatch`` when ``organization_id``
+                / ``organization_slug`` is set and the credential is not of
+                that organization; 503 when no signing keys (or no Backend
+                API answer, for opaque machine tokens and membership lookups)
+                could be obtained. Nothing else escapes, whatever ``token`` holds.
         """
         accepted = self._accepted(accepts_token)
         if type(token) is str:

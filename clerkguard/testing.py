@@ -552,6 +552,17 @@ class LocalIssuer:
             return
         self._answer(handler, 404, not_found)
 
+    def reset_backend(self) -> None:
+        """Restore the fake Backend API: no fault, no recorded request, no registered user or membership.
+
+        (Issued machine tokens stay valid.) The ``clerk_issuer`` fixture calls it around every test.
+        """
+        self.set_backend_fault()
+        with self._count_lock:
+            self.backend_requests.clear()
+        self.users.clear()
+        self.memberships.clear()
+
     def reset_count(self) -> None:
         """Zero `request_count`."""
         with self._count_lock:

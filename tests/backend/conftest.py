@@ -25,10 +25,7 @@ def issuer() -> Iterator[LocalIssuer]:
 @pytest.fixture(autouse=True)
 def _healthy(issuer: LocalIssuer) -> Iterator[None]:
     issuer.set_fault(Fault())
-    issuer.set_backend_fault(Fault())
-    issuer.backend_requests.clear()
-    issuer.users.clear()
-    issuer.memberships.clear()
+    issuer.reset_backend()
     yield
     issuer.set_fault(Fault())
     issuer.set_backend_fault(Fault())
