@@ -343,11 +343,14 @@ class OrganizationRule:
     ``member_async``).
     """
 
-    __slots__ = ("org_id", "slug")
+    __slots__ = ("field", "org_id", "slug", "value")
 
     def __init__(self, org_id: str | None, slug: str | None) -> None:
         self.org_id = org_id
         self.slug = slug
+        #: The index in ``Session._org_fields()`` (id 0, slug 2) and the value it must have.
+        self.field = 0 if org_id is not None else 2
+        self.value = org_id if org_id is not None else slug
 
     def pending(self, credential: Session | MachineCredential) -> str | None:
         """``None`` when ``credential`` passes as it is; else the user id whose memberships decide.
