@@ -1,9 +1,11 @@
 """The Backend API for session users: user objects and organization membership.
 
 `UserDirectory` fetches ``GET {api_url}/v1/users/{id}`` (for
-[`ClerkAuth.user`][clerkguard.ClerkAuth.user]) and
+[`ClerkAuth.user`][clerkguard.ClerkAuth.user]),
 ``GET {api_url}/v1/users/{id}/organization_memberships?limit=&offset=`` (for
-the ``organization_id``/``organization_slug`` restriction), with the same
+the ``organization_id``/``organization_slug`` restriction) and
+``GET {api_url}/v1/organizations/{id}`` (the slug of an organization API
+key's organization, under ``organization_slug``), with the same
 hardened request as every other fetch (`clerkguard._http`: whole-request
 deadline, size cap, no redirects, strict JSON, credentials never logged),
 under `SingleFlight` (one request per user and question, joined by every
@@ -79,6 +81,9 @@ class _Unavailable:
 _NOT_FOUND = _NotFound()
 _UserOutcome = User | _NotFound | _Unavailable
 _MemberOutcome = bool | _NotFound | _Unavailable
+_SlugOutcome = str | _NotFound | _Unavailable
+#: Largest organization object read.
+MAX_ORGANIZATION_BYTES = 64 * 1024
 
 
 def _not_found() -> NotAuthenticated:
@@ -116,6 +121,7 @@ class UserDirectory:
         self.cache: BoundedCache[tuple[Any, float]] = BoundedCache(cache_size, 32 * 2**20)
         self._users: SingleFlight[str, _UserOutcome] = SingleFlight(timeout, _Unavailable)
         self._members: SingleFlight[str, _MemberOutcome] = SingleFlight(timeout, _Unavailable)
+        self._slugs: SingleFlight[str, _SlugOutcome] = SingleFlight(timeout, _Unavailable)
         self._last_warning = float("-inf")
         #: Requests sent (tests and stats).
         self.requests = 0
@@ -329,10 +335,74 @@ class UserDirectory:
             outcome = await self._members.run_async(key, operation)
         return self._member_outcome(outcome)
 
+    # -- organizations ----------------------------------------------------------------
+    @staticmethod
+    def _slug(response: HTTPResponse) -> _SlugOutcome:
+        if response.status == 404:
+            return _NOT_FOUND
+        try:
+            data = loads_object(response.body, MAX_DEPTH)
+        except StrictJSONError:
+            return _Unavailable("answer is not a JSON object")
+        slug = data.get("slug")
+        if not isinstance(slug, str) or not isinstance(data.get("id"), str):
+            return _Unavailable("answer is not a Clerk organization object")
+        return slug
+
+    def _slug_outcome(self, outcome: _SlugOutcome) -> str | None:
+        if isinstance(outcome, str):
+            return outcome
+        if isinstance(outcome, _NotFound):
+            return None
+        raise self._unavailable("/v1/organizations/{organization_id}", outcome)
+
+    def slug_sync(self, org_id: str) -> str | None:
+        """The slug of organization ``org_id`` (``None``: no such organization); cached."""
+        key = "o:" + org_id
+        outcome = self._lookup(key)
+        if outcome is None:
+
+            def operation(control: FetchControl) -> _SlugOutcome:
+                request = self._get("/v1/organizations/" + org_id, None, MAX_ORGANIZATION_BYTES)
+                if isinstance(request, _Unavailable):
+                    return request
+                try:
+                    response = request_sync(request, control, self._transport)
+                except FetchError as exc:
+                    return self._failed(exc)
+                judged = self._slug(response)
+                self._store(key, judged, 256)
+                return judged
+
+            outcome = self._slugs.run_sync(key, operation)
+        return self._slug_outcome(outcome)
+
+    async def slug_async(self, org_id: str) -> str | None:
+        """`slug_sync` from a coroutine; never blocks the loop."""
+        key = "o:" + org_id
+        outcome = self._lookup(key)
+        if outcome is None:
+
+            async def operation() -> _SlugOutcome:
+                request = self._get("/v1/organizations/" + org_id, None, MAX_ORGANIZATION_BYTES)
+                if isinstance(request, _Unavailable):
+                    return request
+                try:
+                    response = await request_async(request, self.timeout, self._transport)
+                except FetchError as exc:
+                    return self._failed(exc)
+                judged = self._slug(response)
+                self._store(key, judged, 256)
+                return judged
+
+            outcome = await self._slugs.run_async(key, operation)
+        return self._slug_outcome(outcome)
+
     def close(self) -> None:
         """Abort lookups in flight (their waiters get 503)."""
         self._users.cancel_all()
         self._members.cancel_all()
+        self._slugs.cancel_all()
 
 
 class OrganizationRule:
@@ -340,7 +410,9 @@ class OrganizationRule:
 
     `pending` decides from the credential alone; a user id it returns is
     decided by that user's memberships (`UserDirectory.member_sync` /
-    ``member_async``).
+    ``member_async``), an organization id (``org_...``, an organization API
+    key under ``organization_slug``) by that organization's slug
+    (`UserDirectory.slug_sync` / ``slug_async``).
     """
 
     __slots__ = ("field", "org_id", "slug", "value")
@@ -352,8 +424,8 @@ class OrganizationRule:
         self.field = 0 if org_id is not None else 2
         self.value = org_id if org_id is not None else slug
 
-    def pending(self, credential: Session | MachineCredential) -> str | None:
-        """``None`` when ``credential`` passes as it is; else the user id whose memberships decide.
+    def pending(self, credential: Session | MachineCredential) -> tuple[bool, str] | None:
+        """``None`` when ``credential`` passes as it is; else ``(is_organization, id)`` of who decides.
 
         Raises:
             Forbidden: when the credential is decided out (an organization
@@ -366,17 +438,19 @@ class OrganizationRule:
                     return None
             elif credential.org_slug == self.slug:
                 return None
-            return self._member(credential.user_id)
+            return False, self._member(credential.user_id)
         assert isinstance(credential, MachineCredential)
         if credential.token_type == M2M_TOKEN:
             return None  # machines belong to the instance, not to an organization
         subject = credential.subject
         if subject.startswith("org_"):
-            if self.org_id is not None and subject == self.org_id:
+            if self.org_id is None and valid_user_id(subject):
+                return True, subject  # its slug decides
+            if subject == self.org_id:
                 return None
             raise mismatch()
         if subject.startswith("user_"):
-            return self._member(subject)
+            return False, self._member(subject)
         raise mismatch()
 
     @staticmethod

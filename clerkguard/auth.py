@@ -515,8 +515,14 @@ class ClerkAuth:
         # one): the verified-token cache hit stays a few hundred nanoseconds.
         if type(credential) is Session and credential._org_fields()[rule.field] == rule.value:
             return credential
-        user_id = rule.pending(credential)  # the claims decide when they can: no request
-        if user_id is not None and not self.users.member_sync(user_id, rule.org_id, rule.slug):
+        subject = rule.pending(credential)  # the claims decide when they can: no request
+        if subject is None:
+            return credential
+        is_organization, who = subject
+        if is_organization:
+            if self.users.slug_sync(who) != rule.slug:
+                raise mismatch()
+        elif not self.users.member_sync(who, rule.org_id, rule.slug):
             raise mismatch()
         return credential
 
@@ -525,8 +531,14 @@ class ClerkAuth:
         assert rule is not None
         if type(credential) is Session and credential._org_fields()[rule.field] == rule.value:
             return credential
-        user_id = rule.pending(credential)
-        if user_id is not None and not await self.users.member_async(user_id, rule.org_id, rule.slug):
+        subject = rule.pending(credential)
+        if subject is None:
+            return credential
+        is_organization, who = subject
+        if is_organization:
+            if await self.users.slug_async(who) != rule.slug:
+                raise mismatch()
+        elif not await self.users.member_async(who, rule.org_id, rule.slug):
             raise mismatch()
         return credential
 

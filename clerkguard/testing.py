@@ -12,8 +12,9 @@ It also fakes the Backend API's machine-token endpoints
 ``/v1/api_keys/verify``, answering in Clerk's shapes) for the opaque tokens
 it issues (`LocalIssuer.issue_m2m_token`, `issue_api_key`,
 `issue_oauth_token`), and its user endpoints (``GET /v1/users/{id}``,
-``GET /v1/users/{id}/organization_memberships``) for the users and
-memberships registered on it (`LocalIssuer.add_user`,
+``GET /v1/users/{id}/organization_memberships``, ``GET /v1/organizations/{id}``)
+for the users, organizations and memberships registered on it
+(`LocalIssuer.add_user`, `LocalIssuer.add_organization`,
 `LocalIssuer.add_membership`), with its own fault switch
 (`LocalIssuer.set_backend_fault`); and it mints JWT-format M2M and
 OAuth tokens (`LocalIssuer.mint_m2m`, `LocalIssuer.mint_oauth`).
@@ -194,6 +195,8 @@ class LocalIssuer:
         self.users: dict[str, dict[str, Any]] = {}
         #: user id -> the memberships the fake membership list serves (see `add_membership`).
         self.memberships: dict[str, list[dict[str, Any]]] = {}
+        #: organization id -> the organization ``GET /v1/organizations/{id or slug}`` serves.
+        self.organizations: dict[str, dict[str, Any]] = {}
         self.host = host
         self.port = port
         self.fault = Fault()
@@ -218,7 +221,7 @@ class LocalIssuer:
                 pass
 
             def do_GET(self) -> None:
-                if self.path.startswith("/v1/users/"):
+                if self.path.startswith(("/v1/users/", "/v1/organizations/")):
                     issuer._serve_users(self)
                 else:
                     issuer._serve(self)
@@ -485,9 +488,13 @@ class LocalIssuer:
         """Make ``user_id`` a member of an organization (the fake membership list); returns the membership.
 
         ``user_id`` need not be registered with `add_user`: like Clerk's, the
-        list of a user with no membership is empty, not a 404.
+        list of a user with no membership is empty, not a 404. The
+        organization is registered too (`add_organization`) unless it is already.
         """
         now_ms = int(self.clock() * 1000)
+        organization = self.organizations.get(org_id) or self.add_organization(
+            org_id, slug=slug, name=name, created_by=user_id
+        )
         membership = {
             "object": "organization_membership",
             "id": "orgmem_" + b64url(secrets.token_bytes(15)),
@@ -498,25 +505,43 @@ class LocalIssuer:
             "private_metadata": {},
             "created_at": now_ms,
             "updated_at": now_ms,
-            "organization": {
-                "object": "organization",
-                "id": org_id,
-                "name": name or slug.title(),
-                "slug": slug,
-                "image_url": "https://img.clerk.com/org",
-                "has_image": False,
-                "max_allowed_memberships": 5,
-                "admin_delete_enabled": True,
-                "public_metadata": {},
-                "private_metadata": {},
-                "created_by": user_id,
-                "created_at": now_ms,
-                "updated_at": now_ms,
-            },
+            "organization": organization,
             "public_user_data": {"user_id": user_id, "first_name": None, "last_name": None},
         }
         self.memberships.setdefault(user_id, []).append(membership)
         return membership
+
+    def add_organization(
+        self,
+        org_id: str = "org_2exampleorganizationid00",
+        *,
+        slug: str = "acme",
+        name: str | None = None,
+        created_by: str | None = None,
+    ) -> dict[str, Any]:
+        """Register an organization ``GET /v1/organizations/{id or slug}`` serves; returns it.
+
+        The same object is part of the memberships `add_membership` makes:
+        edit it (``issuer.organizations[org_id]["slug"] = ...``) to rename.
+        """
+        now_ms = int(self.clock() * 1000)
+        organization = {
+            "object": "organization",
+            "id": org_id,
+            "name": name or slug.title(),
+            "slug": slug,
+            "image_url": "https://img.clerk.com/org",
+            "has_image": False,
+            "max_allowed_memberships": 5,
+            "admin_delete_enabled": True,
+            "public_metadata": {},
+            "private_metadata": {},
+            "created_by": created_by,
+            "created_at": now_ms,
+            "updated_at": now_ms,
+        }
+        self.organizations[org_id] = organization
+        return organization
 
     def _serve_users(self, handler: BaseHTTPRequestHandler) -> None:
         path, _, query = handler.path.partition("?")
@@ -532,6 +557,13 @@ class LocalIssuer:
             return
         not_found = b'{"errors":[{"code":"resource_not_found","message":"not found"}]}'
         parts = path.split("/")  # "", "v1", "users", id[, "organization_memberships"]
+        if parts[2] == "organizations":  # by id or by slug, as Clerk's
+            found = [o for o in self.organizations.values() if parts[3:] in ([o["id"]], [o["slug"]])]
+            if found:
+                self._answer(handler, 200, json.dumps(found[0]).encode())
+            else:
+                self._answer(handler, 404, not_found)
+            return
         user_id = parts[3] if len(parts) > 3 else ""
         if len(parts) == 4 and user_id in self.users:
             self._answer(handler, 200, json.dumps(self.users[user_id]).encode())
@@ -553,7 +585,7 @@ class LocalIssuer:
         self._answer(handler, 404, not_found)
 
     def reset_backend(self) -> None:
-        """Restore the fake Backend API: no fault, no recorded request, no registered user or membership.
+        """Restore the fake Backend API: no fault, no recorded request, no user, organization or membership.
 
         (Issued machine tokens stay valid.) The ``clerk_issuer`` fixture calls it around every test.
         """
@@ -562,6 +594,7 @@ class LocalIssuer:
             self.backend_requests.clear()
         self.users.clear()
         self.memberships.clear()
+        self.organizations.clear()
 
     def reset_count(self) -> None:
         """Zero `request_count`."""

@@ -114,6 +114,11 @@ def test_the_recorded_answer_decides_and_the_fake_serves_every_required_member(i
     assert set(shape["membership_required"]) <= set(membership)
     assert set(shape["organization_required"]) <= set(membership["organization"])
     assert set(shape["membership_required"]) <= set(shape["answer"]["data"][0])
+    # GET /v1/organizations/{id}: the recorded organization gives its slug; the fake serves the same members.
+    organization = SHAPES["organization"]
+    response = _users.HTTPResponse(200, json.dumps(organization["answer"]).encode())
+    assert _users.UserDirectory._slug(response) == organization["answer"]["slug"] == "acme"
+    assert set(organization["required"]) <= set(issuer.organizations[ORG_ID])
 
 
 @pytest.mark.parametrize("by", ["id", "slug"])
@@ -281,11 +286,53 @@ def test_machine_credentials(issuer: LocalIssuer, make_auth: Callable[..., Clerk
         # Another organization's API key.
         error = _refused(auth, issuer.issue_api_key(subject=OTHER_ORG), "api_key")
         assert (error.status, error.reason) == (403, "organization-mismatch")
-    # An organization's own API key: its subject is the organization id.
+    lookups = sorted(r.path for r in issuer.backend_requests if r.method == "GET")
+    assert lookups == [  # USER and the outsider once per instance; by slug, the other organization
+        f"/v1/organizations/{OTHER_ORG}",
+        *[f"/v1/users/{user}/organization_memberships" for user in (USER, USER, outsider, outsider)],
+    ]
+    # An organization's own API key: its subject is the organization id, compared without a request.
+    issuer.backend_requests.clear()
     assert by_id.verify(issuer.issue_api_key(subject=ORG_ID), accepts_token="api_key").org_id == ORG_ID
-    # By slug, an organization API key cannot be matched (its subject is an id): refused.
-    assert (
-        _refused(by_slug, issuer.issue_api_key(subject=ORG_ID), "api_key").reason == "organization-mismatch"
-    )
-    member_lookups = [r for r in issuer.backend_requests if r.method == "GET"]
-    assert len(member_lookups) == 4  # USER and the outsider, once per instance
+    assert [r.method for r in issuer.backend_requests] == ["POST"]  # the key's own verification only
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_by_slug_an_organization_api_key_is_matched_through_its_organization(
+    issuer: LocalIssuer, make_auth: Callable[..., ClerkAuth], monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    later = _Later()
+    monkeypatch.setattr(_users, "time", later)
+    issuer.add_organization(ORG_ID, slug=ORG_SLUG)
+    issuer.add_organization(OTHER_ORG, slug="other")
+    auth = make_auth(organization_slug=ORG_SLUG, user_cache_ttl=30)
+
+    def verify(key: str) -> Any:
+        if mode == "sync":
+            return auth.verify(key, accepts_token="api_key")
+        return asyncio.run(auth.averify(key, accepts_token="api_key"))
+
+    ours = issuer.issue_api_key(subject=ORG_ID)
+    assert verify(ours).org_id == ORG_ID
+    assert verify(issuer.issue_api_key(subject=ORG_ID)).org_id == ORG_ID  # the slug is cached
+    lookups = [r for r in issuer.backend_requests if r.method == "GET"]
+    assert [(r.path, r.query, r.authorization) for r in lookups] == [
+        (f"/v1/organizations/{ORG_ID}", "", f"Bearer {issuer.secret_key}")
+    ]
+    with pytest.raises(AuthError) as other:
+        verify(issuer.issue_api_key(subject=OTHER_ORG))
+    assert (other.value.status, other.value.reason) == (403, "organization-mismatch")
+    with pytest.raises(AuthError) as unknown:  # an organization Clerk does not know: refused too
+        verify(issuer.issue_api_key(subject="org_2deleteddeleteddeleteddele"))
+    assert unknown.value.reason == "organization-mismatch"
+    # Slugs can be renamed: seen once the cached one runs out.
+    issuer.organizations[ORG_ID]["slug"] = "acme-renamed"
+    later.offset = 31
+    with pytest.raises(AuthError) as renamed:
+        verify(ours)
+    assert renamed.value.reason == "organization-mismatch"
+    issuer.set_backend_fault(Fault(status=500))
+    later.offset = 62
+    with pytest.raises(AuthError) as down:
+        verify(ours)
+    assert (down.value.status, down.value.reason) == (503, "backend-api-unavailable")
