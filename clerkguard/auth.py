@@ -48,6 +48,7 @@ from .machine import (
     OPAQUE_PREFIXES,
     SESSION_TOKEN,
     AcceptsToken,
+    Credential,
     MachineCredential,
     TokenType,
     accepted_kinds,
@@ -61,7 +62,6 @@ __all__ = ["Authorize", "ClerkAuth"]
 Authorize = Callable[[Session, Any], "bool | Awaitable[bool]"]
 
 _SESSION_ONLY = accepted_kinds(SESSION_TOKEN)
-_Credential = Session | MachineCredential
 _OPAQUE = tuple(OPAQUE_PREFIXES)
 
 
@@ -508,7 +508,7 @@ class ClerkAuth:
         return result if self.organization is None else await self._in_organization_async(result)
 
     # -- the organization restriction and users ------------------------------------------
-    def _in_organization_sync(self, credential: _Credential) -> _Credential:
+    def _in_organization_sync(self, credential: Credential) -> Credential:
         rule = self.organization
         assert rule is not None
         # The common case inline (a session whose active organization is the
@@ -526,7 +526,7 @@ class ClerkAuth:
             raise mismatch()
         return credential
 
-    async def _in_organization_async(self, credential: _Credential) -> _Credential:
+    async def _in_organization_async(self, credential: Credential) -> Credential:
         rule = self.organization
         assert rule is not None
         if type(credential) is Session and credential._org_fields()[rule.field] == rule.value:
@@ -542,7 +542,7 @@ class ClerkAuth:
             raise mismatch()
         return credential
 
-    def user(self, who: Session | MachineCredential | str) -> User:
+    def user(self, who: Credential | str) -> User:
         """The signed-in user, from the Backend API (``GET /v1/users/{id}``); needs ``secret_key``.
 
         Cached per user for ``user_cache_ttl`` seconds; one request per user
@@ -563,7 +563,7 @@ class ClerkAuth:
         """
         return self.users.user_sync(_user_id_of(who))
 
-    async def auser(self, who: Session | MachineCredential | str) -> User:
+    async def auser(self, who: Credential | str) -> User:
         """[`user`][clerkguard.ClerkAuth.user] from async code; never blocks the event loop."""
         return await self.users.user_async(_user_id_of(who))
 
