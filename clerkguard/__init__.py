@@ -22,6 +22,7 @@ from .errors import (
 )
 from .machine import AcceptsToken, Credential, MachineCredential, TokenType
 from .session import Reverification, Session
+from .users import User
 
 __version__ = "0.1.0"
 
@@ -44,5 +45,6 @@ __all__ = [
     "Session",
     "WebhookError",
     "TokenType",
+    "User",
     "__version__",
 ]

@@ -28,6 +28,7 @@ from ._core.token import (
     verify_signature,
 )
 from ._keyring import JWKSStats, Keyring
+from ._users import OrganizationRule, UserDirectory, mismatch, valid_user_id
 from .config import (
     DEFAULT_API_URL,
     ENV_VARS,
@@ -40,18 +41,20 @@ from .config import (
     seconds,
     validate_url,
 )
-from .errors import KeysUnavailable, NotAuthenticated
+from .errors import ConfigurationError, KeysUnavailable, NotAuthenticated
 from .machine import (
     M2M_TOKEN,
     OAUTH_TOKEN,
     OPAQUE_PREFIXES,
     SESSION_TOKEN,
     AcceptsToken,
+    Credential,
     MachineCredential,
     TokenType,
     accepted_kinds,
 )
 from .session import Session
+from .users import User
 
 __all__ = ["Authorize", "ClerkAuth"]
 
@@ -122,6 +125,15 @@ class ClerkAuth:
         machine_cache_size: Backend API answers remembered (0: none).
         backend_api_rate: Backend API calls per second for opaque tokens that
             are not cached (bursts of twice that); beyond it: 503.
+        organization_id: Every credential must belong to this organization
+            (``org_...``): the session's active organization, else the user's
+            memberships (Backend API; needs ``secret_key``). Not a member: 403
+            ``organization-mismatch``. See docs/machine-tokens.md.
+        organization_slug: The same restriction by the organization's slug;
+            only one of the two may be set.
+        user_cache_ttl: Seconds a Backend API answer about a user (the user
+            object of `user`, a membership verdict) is reused.
+        user_cache_size: Users remembered (0: none).
         transport: An ``httpx`` transport for JWKS requests (tests:
             [`clerkguard.testing.LocalIssuer.mock_transport`][clerkguard.testing.LocalIssuer.mock_transport]).
         env: Where defaults are read from (default ``os.environ``).
@@ -153,6 +165,10 @@ class ClerkAuth:
         machine_negative_cache_ttl: float = 10.0,
         machine_cache_size: int = 10_000,
         backend_api_rate: float = 20.0,
+        organization_id: str | None = None,
+        organization_slug: str | None = None,
+        user_cache_ttl: float = 60.0,
+        user_cache_size: int = 10_000,
         transport: Any = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
@@ -166,6 +182,8 @@ class ClerkAuth:
         api = DEFAULT_API_URL if api is None else api
         iss = env_value("issuer", issuer, env)
         machine_sk = env_value("machine_secret_key", machine_secret_key, env)
+        org_id = env_value("organization_id", organization_id, env)
+        org_slug = env_value("organization_slug", organization_slug, env)
 
         pk = parse_publishable_key(pk_text) if pk_text else None
         if sk is not None and (not sk.startswith("sk_") or len(sk) < 8 or not sk.isprintable()):
@@ -180,6 +198,9 @@ class ClerkAuth:
             or machine_cache_size < 0
         ):
             raise config_error("machine_cache_size", "must be a non-negative integer")
+        if isinstance(user_cache_size, bool) or not isinstance(user_cache_size, int) or user_cache_size < 0:
+            raise config_error("user_cache_size", "must be a non-negative integer")
+        org_rule = _organization_rule(org_id, org_slug, sk)
         if not isinstance(name, str) or not name:
             raise config_error("name", "must be a non-empty string")
         if authorize is not None and not callable(authorize):
@@ -268,6 +289,17 @@ class ClerkAuth:
             transport=transport,
         )
         """Verifies opaque machine tokens (``mt_``, ``oat_``, ``ak_``) through the Backend API."""
+        self.users = UserDirectory(
+            api_url=backend_url,
+            secret_key=sk,
+            timeout=policy.http_timeout,
+            ttl=seconds("user_cache_ttl", user_cache_ttl, low=0, high=86400),
+            cache_size=user_cache_size,
+            transport=transport,
+        )
+        """Users and organization memberships from the Backend API (`user`, the organization rule)."""
+        self.organization: OrganizationRule | None = org_rule
+        """The ``organization_id``/``organization_slug`` restriction, or ``None``."""
         self.keyring = Keyring(
             url=resolved_uri,
             headers=headers,
@@ -390,21 +422,29 @@ class ClerkAuth:
 
         Raises:
             AuthError: 401 for any invalid token (``.reason`` says which
-                rule), 503 when no signing keys (or no Backend API answer,
-                for opaque machine tokens) could be obtained. Nothing else
-                escapes, whatever ``token`` holds.
+                rule); 403 ``organization-mismatch`` when ``organization_id``
+                / ``organization_slug`` is set and the credential is not of
+                that organization; 503 when no signing keys (or no Backend
+                API answer, for opaque machine tokens and membership lookups)
+                could be obtained. Nothing else escapes, whatever ``token`` holds.
         """
         accepted = self._accepted(accepts_token)
         if type(token) is str:
             cached = self._cached(token, accepted)
             if cached is not None:
-                return cached
+                rule = self.organization
+                if rule is None or (
+                    type(cached) is Session and cached._org_fields()[rule.field] == rule.value
+                ):
+                    return cached
+                return self._in_organization_sync(cached)
             opaque = _opaque_kind(token)
             if opaque is not None:
                 if opaque not in accepted:
                     raise _not_accepted(opaque)
                 _check_opaque(token)
-                return self.backend.verify_sync(opaque, token)
+                credential = self.backend.verify_sync(opaque, token)
+                return credential if self.organization is None else self._in_organization_sync(credential)
         parsed = parse_token(token, self._headers_cache)
         kind, claims = self._jwt_kind(parsed, accepted)
         decision = self.keyring.key_sync(parsed.kid)
@@ -418,7 +458,8 @@ class ClerkAuth:
                 raise self._key_rejected(decision, True)
             if not verify_signature(parsed, decision.key):
                 raise NotAuthenticated("token-invalid-signature", "the token signature is invalid")
-        return self._finish(token, parsed, kind, claims, decision.generation)
+        result = self._finish(token, parsed, kind, claims, decision.generation)
+        return result if self.organization is None else self._in_organization_sync(result)
 
     @overload
     async def averify(self, token: str, accepts_token: Literal["session_token"] = ...) -> Session: ...
@@ -437,13 +478,21 @@ class ClerkAuth:
         if type(token) is str:
             cached = self._cached(token, accepted)
             if cached is not None:
-                return cached
+                rule = self.organization
+                if rule is None or (
+                    type(cached) is Session and cached._org_fields()[rule.field] == rule.value
+                ):
+                    return cached
+                return await self._in_organization_async(cached)
             opaque = _opaque_kind(token)
             if opaque is not None:
                 if opaque not in accepted:
                     raise _not_accepted(opaque)
                 _check_opaque(token)
-                return await self.backend.verify_async(opaque, token)
+                credential = await self.backend.verify_async(opaque, token)
+                if self.organization is None:
+                    return credential
+                return await self._in_organization_async(credential)
         parsed = parse_token(token, self._headers_cache)
         kind, claims = self._jwt_kind(parsed, accepted)
         decision = await self.keyring.key_async(parsed.kid)
@@ -455,7 +504,76 @@ class ClerkAuth:
                 raise self._key_rejected(decision, True)
             if not verify_signature(parsed, decision.key):
                 raise NotAuthenticated("token-invalid-signature", "the token signature is invalid")
-        return self._finish(token, parsed, kind, claims, decision.generation)
+        result = self._finish(token, parsed, kind, claims, decision.generation)
+        return result if self.organization is None else await self._in_organization_async(result)
+
+    # -- the organization restriction and users ------------------------------------------
+    def _in_organization_sync(self, credential: Credential) -> Credential:
+        rule = self.organization
+        assert rule is not None
+        # The common case inline (a session whose active organization is the
+        # one): the verified-token cache hit stays a few hundred nanoseconds.
+        if type(credential) is Session and credential._org_fields()[rule.field] == rule.value:
+            return credential
+        subject = rule.pending(credential)  # the claims decide when they can: no request
+        if subject is None:
+            return credential
+        is_organization, who = subject
+        if is_organization:
+            if self.users.slug_sync(who) != rule.slug:
+                raise mismatch()
+        elif not self.users.member_sync(who, rule.org_id, rule.slug):
+            raise mismatch()
+        return credential
+
+    async def _in_organization_async(self, credential: Credential) -> Credential:
+        rule = self.organization
+        assert rule is not None
+        if type(credential) is Session and credential._org_fields()[rule.field] == rule.value:
+            return credential
+        subject = rule.pending(credential)
+        if subject is None:
+            return credential
+        is_organization, who = subject
+        if is_organization:
+            if await self.users.slug_async(who) != rule.slug:
+                raise mismatch()
+        elif not await self.users.member_async(who, rule.org_id, rule.slug):
+            raise mismatch()
+        return credential
+
+    def user(self, who: Credential | str) -> User:
+        """The signed-in user, from the Backend API (``GET /v1/users/{id}``); needs ``secret_key``.
+
+        Cached per user for ``user_cache_ttl`` seconds; one request per user
+        at a time, shared by every thread and task asking. Blocks: in async
+        code use [`auser`][clerkguard.ClerkAuth.auser].
+
+        Args:
+            who: A verified [`Session`][clerkguard.Session], a
+                [`MachineCredential`][clerkguard.MachineCredential] acting for
+                a user (OAuth tokens, user API keys), or a user id.
+
+        Raises:
+            NotAuthenticated: 401 ``user-not-found`` when Clerk has no such
+                user (deleted since the token was issued).
+            BackendUnavailable: 503 when the Backend API gave no answer.
+            ValueError: ``who`` names no user (a machine's credential, a
+                string that cannot be a Clerk user id).
+        """
+        return self.users.user_sync(_user_id_of(who))
+
+    async def auser(self, who: Credential | str) -> User:
+        """[`user`][clerkguard.ClerkAuth.user] from async code; never blocks the event loop."""
+        return await self.users.user_async(_user_id_of(who))
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop what is cached about ``user_id`` (its user object, its membership verdict).
+
+        Call it from a ``user.updated``/``organizationMembership.deleted``
+        webhook handler so the change bites before ``user_cache_ttl`` runs out.
+        """
+        self.users.forget(user_id)
 
     # -- health and lifecycle ----------------------------------------------------------
     @property
@@ -466,11 +584,13 @@ class ClerkAuth:
     def close(self) -> None:
         """Stop background refreshers; the instance still verifies (lazily) afterwards."""
         self.backend.close()
+        self.users.close()
         self.keyring.close()
 
     async def aclose(self) -> None:
         """Async `close`: also cancels the async refresher task."""
         self.backend.close()
+        self.users.close()
         await self.keyring.aclose()
 
     def __enter__(self) -> Self:
@@ -491,6 +611,48 @@ class ClerkAuth:
         # Error reporters record the repr of locals: no credentials or query in it.
         source = "jwt_key" if self.jwks_uri is None else safe_url(self.jwks_uri)
         return f"ClerkAuth(name={self.name!r}, issuer={self.issuer!r}, keys={source!r})"
+
+
+def _user_id_of(who: object) -> str:
+    if isinstance(who, (Session, MachineCredential)):
+        user_id = who.user_id
+        if user_id is None:
+            raise ValueError(f"a {who.token_type} of {who.subject!r} acts for no user")  # type: ignore[union-attr]
+    else:
+        user_id = who  # type: ignore[assignment]
+    if not valid_user_id(user_id):
+        raise ValueError("not a Clerk user id")
+    return user_id  # type: ignore[return-value]
+
+
+#: Clerk organization ids and slugs as they can appear in a URL path or a claim.
+_ORG_TEXT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def _organization_rule(
+    org_id: str | None, slug: str | None, secret_key: str | None
+) -> OrganizationRule | None:
+    if org_id is None and slug is None:
+        return None
+    if org_id is not None and slug is not None:
+        raise ConfigurationError(
+            "`organization_id` (env CLERK_ORGANIZATION_ID) and `organization_slug` "
+            "(env CLERK_ORGANIZATION_SLUG): set one of them, not both"
+        )
+    if org_id is not None and (
+        not isinstance(org_id, str) or not org_id.startswith("org_") or not set(org_id) <= _ORG_TEXT
+    ):
+        raise config_error("organization_id", "must be a Clerk organization id (org_...)")
+    if slug is not None and (
+        not isinstance(slug, str) or not slug or len(slug) > 256 or not set(slug) <= _ORG_TEXT
+    ):
+        raise config_error("organization_slug", "must be an organization slug (letters, digits, - and _)")
+    if secret_key is None:
+        option = "organization_id" if org_id is not None else "organization_slug"
+        raise config_error(
+            option, "needs `secret_key` (CLERK_SECRET_KEY): memberships are read from the Backend API"
+        )
+    return OrganizationRule(org_id, slug)
 
 
 def _no_key_source() -> Exception:

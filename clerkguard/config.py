@@ -32,6 +32,8 @@ ENV_VARS: Mapping[str, str] = {
     "issuer": "CLERK_ISSUER",
     "authorized_parties": "CLERK_AUTHORIZED_PARTIES",
     "machine_secret_key": "CLERK_MACHINE_SECRET_KEY",
+    "organization_id": "CLERK_ORGANIZATION_ID",
+    "organization_slug": "CLERK_ORGANIZATION_SLUG",
 }
 """Option name -> the environment variable it defaults from (a blank value counts as unset)."""
 

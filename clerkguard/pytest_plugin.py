@@ -98,20 +98,26 @@ def _clerk_issuer_server(pytestconfig: pytest.Config) -> Iterator[LocalIssuer]:
 def clerk_issuer(_clerk_issuer_server: LocalIssuer) -> Iterator[LocalIssuer]:
     """A running local issuer, shared by the session but reset for each test.
 
-    Faults, ``jwks_override``, the request count and key rotations
-    (``rotate()``, ``extra_keys``) a test made are undone before the next one.
-    With ``clerk_env`` turned on it is the issuer the ``CLERK_*`` variables
-    point at.
+    Faults (of the JWKS and of the fake Backend API), ``jwks_override``, the
+    request counts, the recorded Backend API requests, the users and
+    memberships registered (``add_user``, ``add_membership``) and key
+    rotations (``rotate()``, ``extra_keys``) a test made are undone before the
+    next one. With ``clerk_env`` turned on it is the issuer the ``CLERK_*``
+    variables point at.
     """
     issuer = _clerk_issuer_server
     key, kid, extra = issuer.key, issuer.kid, list(issuer.extra_keys)
+    _reset(issuer)
+    yield issuer
+    _reset(issuer)
+    issuer.key, issuer.kid, issuer.extra_keys = key, kid, extra
+
+
+def _reset(issuer: LocalIssuer) -> None:
     issuer.set_fault(Fault())
     issuer.jwks_override = None
     issuer.reset_count()
-    yield issuer
-    issuer.set_fault(Fault())
-    issuer.jwks_override = None
-    issuer.key, issuer.kid, issuer.extra_keys = key, kid, extra
+    issuer.reset_backend()
 
 
 @pytest.fixture

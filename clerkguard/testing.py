@@ -11,7 +11,11 @@ It also fakes the Backend API's machine-token endpoints
 (``POST /v1/m2m_tokens/verify``, ``/v1/oauth_applications/access_tokens/verify``,
 ``/v1/api_keys/verify``, answering in Clerk's shapes) for the opaque tokens
 it issues (`LocalIssuer.issue_m2m_token`, `issue_api_key`,
-`issue_oauth_token`), with its own fault switch
+`issue_oauth_token`), and its user endpoints (``GET /v1/users/{id}``,
+``GET /v1/users/{id}/organization_memberships``, ``GET /v1/organizations/{id}``)
+for the users, organizations and memberships registered on it
+(`LocalIssuer.add_user`, `LocalIssuer.add_organization`,
+`LocalIssuer.add_membership`), with its own fault switch
 (`LocalIssuer.set_backend_fault`); and it mints JWT-format M2M and
 OAuth tokens (`LocalIssuer.mint_m2m`, `LocalIssuer.mint_oauth`).
 
@@ -109,11 +113,12 @@ class BackendRequest:
     """One request the fake Backend API received (for asserting the exact shape).
 
     Attributes:
-        method: ``POST``.
+        method: ``POST`` (verify endpoints) or ``GET`` (user endpoints).
         path: The request path (``/v1/api_keys/verify``).
         authorization: The ``Authorization`` header as sent (holds a secret key).
         content_type: The ``Content-Type`` header.
         body: The raw request body.
+        query: The query string, without ``?`` (``limit=100&offset=0``).
     """
 
     method: str
@@ -121,6 +126,7 @@ class BackendRequest:
     authorization: str | None
     content_type: str | None
     body: bytes
+    query: str = ""
 
 
 class _Missing:
@@ -217,6 +223,12 @@ class LocalIssuer:
         # opaque token -> its record (Clerk's JSON shape), for the fake verify endpoints
         self._machine_tokens: dict[str, dict[str, Any]] = {}
         self._seal_cache: tuple[RSAKey, bytes] | None = None
+        #: user id -> the user object the fake ``GET /v1/users/{id}`` serves (see `add_user`).
+        self.users: dict[str, dict[str, Any]] = {}
+        #: user id -> the memberships the fake membership list serves (see `add_membership`).
+        self.memberships: dict[str, list[dict[str, Any]]] = {}
+        #: organization id -> the organization ``GET /v1/organizations/{id or slug}`` serves.
+        self.organizations: dict[str, dict[str, Any]] = {}
         self.host = host
         self.port = port
         self.fault = Fault()
@@ -241,7 +253,10 @@ class LocalIssuer:
                 pass
 
             def do_GET(self) -> None:
-                issuer._serve(self)
+                if self.path.startswith(("/v1/users/", "/v1/organizations/")):
+                    issuer._serve_users(self)
+                else:
+                    issuer._serve(self)
 
             def do_POST(self) -> None:
                 issuer._serve_backend(self)
@@ -433,24 +448,7 @@ class LocalIssuer:
             self._answer(handler, 401, b'{"errors":[{"code":"authentication_invalid"}]}')
             return
         fault = self.backend_fault
-        if fault.delay:
-            time.sleep(fault.delay)
-        if fault.close:
-            handler.close_connection = True
-            handler.connection.close()
-            return
-        if fault.redirect is not None:
-            handler.send_response(307)
-            handler.send_header("Location", fault.redirect)
-            handler.send_header("Content-Length", "0")
-            handler.end_headers()
-            return
-        if fault.endless:
-            self._answer_endlessly(handler, fault.status, fault.headers or {})
-            return
-        if fault.body is not None or fault.status != 200:
-            error = fault.body if fault.body is not None else b'{"errors":[{"code":"internal"}]}'
-            self._answer(handler, fault.status, error, drip=fault.drip, headers=fault.headers)
+        if self._backend_misbehaves(handler, fault):
             return
         try:
             token = json.loads(body)[member]
@@ -465,6 +463,232 @@ class LocalIssuer:
         if kind == "m2m_token":
             answer["token"] = token  # as Clerk's answer does
         self._answer(handler, 200, json.dumps(answer).encode(), drip=fault.drip, headers=fault.headers)
+
+    def _backend_misbehaves(self, handler: BaseHTTPRequestHandler, fault: Fault) -> bool:
+        """Answer as `backend_fault` says, if it says anything (True: answered)."""
+        if fault.delay:
+            time.sleep(fault.delay)
+        if fault.close:
+            handler.close_connection = True
+            handler.connection.close()
+            return True
+        if fault.redirect is not None:
+            handler.send_response(307)
+            handler.send_header("Location", fault.redirect)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return True
+        if fault.endless:
+            self._answer_endlessly(handler, fault.status, fault.headers or {})
+            return True
+        if fault.body is not None or fault.status != 200:
+            error = fault.body if fault.body is not None else b'{"errors":[{"code":"internal"}]}'
+            self._answer(handler, fault.status, error, drip=fault.drip, headers=fault.headers)
+            return True
+        return False
+
+    # -- the fake Backend API (users and organization memberships) -----------------------
+    def add_user(
+        self,
+        user_id: str = "user_2abcdefghijklmnopqrstuvwxyz",
+        *,
+        first_name: str | None = "Ada",
+        last_name: str | None = "Lovelace",
+        email: str | None = "ada@example.com",
+        username: str | None = None,
+        public_metadata: Mapping[str, Any] | None = None,
+        private_metadata: Mapping[str, Any] | None = None,
+        external_id: str | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """Register a user the fake ``GET /v1/users/{id}`` serves, in Clerk's shape; returns it.
+
+        ``extra`` sets (or, with `MISSING`, removes) any other member of the answer.
+        """
+        now_ms = int(self.clock() * 1000)
+        email_id = "idn_" + b64url(secrets.token_bytes(15))
+        user: dict[str, Any] = {
+            "id": user_id,
+            "object": "user",
+            "external_id": external_id,
+            "primary_email_address_id": email_id if email is not None else None,
+            "primary_phone_number_id": None,
+            "primary_web3_wallet_id": None,
+            "username": username,
+            "first_name": first_name,
+            "last_name": last_name,
+            "image_url": "https://img.clerk.com/" + b64url(secrets.token_bytes(12)),
+            "has_image": False,
+            "public_metadata": dict(public_metadata or {}),
+            "private_metadata": dict(private_metadata or {}),
+            "unsafe_metadata": {},
+            "email_addresses": (
+                []
+                if email is None
+                else [
+                    {
+                        "id": email_id,
+                        "object": "email_address",
+                        "email_address": email,
+                        "reserved": False,
+                        "verification": {"status": "verified", "strategy": "email_code", "attempts": 1},
+                        "linked_to": [],
+                        "created_at": now_ms,
+                        "updated_at": now_ms,
+                    }
+                ]
+            ),
+            "phone_numbers": [],
+            "web3_wallets": [],
+            "passkeys": [],
+            "password_enabled": True,
+            "two_factor_enabled": False,
+            "totp_enabled": False,
+            "backup_code_enabled": False,
+            "external_accounts": [],
+            "saml_accounts": [],
+            "enterprise_accounts": [],
+            "last_sign_in_at": now_ms,
+            "banned": False,
+            "locked": False,
+            "lockout_expires_in_seconds": None,
+            "verification_attempts_remaining": 100,
+            "created_at": now_ms,
+            "updated_at": now_ms,
+            "delete_self_enabled": True,
+            "create_organization_enabled": True,
+            "last_active_at": now_ms,
+            "mfa_enabled_at": None,
+            "mfa_disabled_at": None,
+            "legal_accepted_at": None,
+        }
+        for name, value in extra.items():
+            if value is MISSING:
+                user.pop(name, None)
+            else:
+                user[name] = value
+        self.users[user_id] = user
+        return user
+
+    def add_membership(
+        self,
+        user_id: str,
+        org_id: str = "org_2exampleorganizationid00",
+        *,
+        slug: str = "acme",
+        role: str = "org:member",
+        name: str | None = None,
+    ) -> dict[str, Any]:
+        """Make ``user_id`` a member of an organization (the fake membership list); returns the membership.
+
+        ``user_id`` need not be registered with `add_user`: like Clerk's, the
+        list of a user with no membership is empty, not a 404. The
+        organization is registered too (`add_organization`) unless it is already.
+        """
+        now_ms = int(self.clock() * 1000)
+        organization = self.organizations.get(org_id) or self.add_organization(
+            org_id, slug=slug, name=name, created_by=user_id
+        )
+        membership = {
+            "object": "organization_membership",
+            "id": "orgmem_" + b64url(secrets.token_bytes(15)),
+            "role": role if role.startswith("org:") else f"org:{role}",
+            "role_name": role.removeprefix("org:").title(),
+            "permissions": [],
+            "public_metadata": {},
+            "private_metadata": {},
+            "created_at": now_ms,
+            "updated_at": now_ms,
+            "organization": organization,
+            "public_user_data": {"user_id": user_id, "first_name": None, "last_name": None},
+        }
+        self.memberships.setdefault(user_id, []).append(membership)
+        return membership
+
+    def add_organization(
+        self,
+        org_id: str = "org_2exampleorganizationid00",
+        *,
+        slug: str = "acme",
+        name: str | None = None,
+        created_by: str | None = None,
+    ) -> dict[str, Any]:
+        """Register an organization ``GET /v1/organizations/{id or slug}`` serves; returns it.
+
+        The same object is part of the memberships `add_membership` makes:
+        edit it (``issuer.organizations[org_id]["slug"] = ...``) to rename.
+        """
+        now_ms = int(self.clock() * 1000)
+        organization = {
+            "object": "organization",
+            "id": org_id,
+            "name": name or slug.title(),
+            "slug": slug,
+            "image_url": "https://img.clerk.com/org",
+            "has_image": False,
+            "max_allowed_memberships": 5,
+            "admin_delete_enabled": True,
+            "public_metadata": {},
+            "private_metadata": {},
+            "created_by": created_by,
+            "created_at": now_ms,
+            "updated_at": now_ms,
+        }
+        self.organizations[org_id] = organization
+        return organization
+
+    def _serve_users(self, handler: BaseHTTPRequestHandler) -> None:
+        path, _, query = handler.path.partition("?")
+        authorization = handler.headers.get("Authorization")
+        with self._count_lock:
+            self.backend_requests.append(
+                BackendRequest("GET", path, authorization, handler.headers.get("Content-Type"), b"", query)
+            )
+        if authorization != f"Bearer {self.secret_key}":
+            self._answer(handler, 401, b'{"errors":[{"code":"authentication_invalid"}]}')
+            return
+        if self._backend_misbehaves(handler, self.backend_fault):
+            return
+        not_found = b'{"errors":[{"code":"resource_not_found","message":"not found"}]}'
+        parts = path.split("/")  # "", "v1", "users", id[, "organization_memberships"]
+        if parts[2] == "organizations":  # by id or by slug, as Clerk's
+            found = [o for o in self.organizations.values() if parts[3:] in ([o["id"]], [o["slug"]])]
+            if found:
+                self._answer(handler, 200, json.dumps(found[0]).encode())
+            else:
+                self._answer(handler, 404, not_found)
+            return
+        user_id = parts[3] if len(parts) > 3 else ""
+        if len(parts) == 4 and user_id in self.users:
+            self._answer(handler, 200, json.dumps(self.users[user_id]).encode())
+            return
+        if len(parts) == 5 and parts[4] == "organization_memberships":
+            params = dict(p.partition("=")[::2] for p in query.split("&") if p)
+            try:
+                limit = int(params.get("limit", "10"))
+                offset = int(params.get("offset", "0"))
+            except ValueError:
+                limit = offset = -1
+            if not 1 <= limit <= 500 or not 0 <= offset <= 10_000:  # Clerk's bounds
+                self._answer(handler, 422, b'{"errors":[{"code":"form_param_value_invalid"}]}')
+                return
+            every = self.memberships.get(user_id, [])
+            page = {"data": every[offset : offset + limit], "total_count": len(every)}
+            self._answer(handler, 200, json.dumps(page).encode())
+            return
+        self._answer(handler, 404, not_found)
+
+    def reset_backend(self) -> None:
+        """Restore the fake Backend API: no fault, no recorded request, no user, organization or membership.
+
+        (Issued machine tokens stay valid.) The ``clerk_issuer`` fixture calls it around every test.
+        """
+        self.set_backend_fault()
+        with self._count_lock:
+            self.backend_requests.clear()
+        self.users.clear()
+        self.memberships.clear()
+        self.organizations.clear()
 
     def reset_count(self) -> None:
         """Zero `request_count`."""

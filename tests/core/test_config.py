@@ -454,6 +454,10 @@ def test_edge_durations_are_accepted(option: str, value: float) -> None:
         ("machine_cache_ttl", -1),
         ("machine_negative_cache_ttl", float("nan")),
         ("backend_api_rate", 0),
+        ("user_cache_ttl", -1),
+        ("user_cache_ttl", float("inf")),
+        ("user_cache_size", -1),
+        ("user_cache_size", True),
         ("issuer", ""),
         ("issuer", "   "),
     ],
@@ -472,6 +476,10 @@ def test_every_env_backed_option_error_names_its_variable() -> None:
         | {"CLERK_ISSUER": "https://c.example"},
         "authorized_parties": {"CLERK_AUTHORIZED_PARTIES": ",", "CLERK_PUBLISHABLE_KEY": pk("c.example")},
         "machine_secret_key": {"CLERK_MACHINE_SECRET_KEY": "ak_ x", "CLERK_PUBLISHABLE_KEY": pk("c.example")},
+        "organization_id": {"CLERK_ORGANIZATION_ID": "acme", "CLERK_PUBLISHABLE_KEY": pk("c.example")}
+        | {"CLERK_SECRET_KEY": "sk_test_abcdefgh"},
+        "organization_slug": {"CLERK_ORGANIZATION_SLUG": "a/b", "CLERK_PUBLISHABLE_KEY": pk("c.example")}
+        | {"CLERK_SECRET_KEY": "sk_test_abcdefgh"},
     }
     assert set(cases) | {"issuer"} == set(ENV_VARS)
     for option, env in cases.items():

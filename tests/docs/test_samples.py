@@ -196,11 +196,13 @@ def _reset(issuer: LocalIssuer) -> Iterator[None]:
     issuer.set_fault(Fault())
     issuer.jwks_override = None
     issuer.reset_count()
+    issuer.reset_backend()
     try:
         yield
     finally:
         issuer.set_fault(Fault())
         issuer.jwks_override = None
+        issuer.reset_backend()
         issuer.key, issuer.kid, issuer.extra_keys = key, kid, extra
 
 
