@@ -32,6 +32,7 @@ REASONS = frozenset(
         "token-invalid-algorithm",
         "token-invalid-header",
         "token-type-mismatch",
+        "token-type-not-accepted",  # typ at+jwt without cat: an OAuth access token, not a session
         "jwk-kid-mismatch",
         "token-invalid-signature",
         "token-invalid-subject",
