@@ -1,10 +1,12 @@
 # Everything bootstraps from nothing but python3 and make.
+# PYTHON and VENV can be overridden together for another interpreter, e.g.
+# `make install PYTHON=python3.12 VENV=.venv312` (what `make test-matrix` does).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all install test lint typecheck docs dist demo bench bench-load clean
+.PHONY: all install test test-matrix lint typecheck docs dist demo bench bench-load clean
 
 all: test
 
@@ -17,11 +19,12 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 install: $(STAMP)
 
 LINT_PATHS := $(wildcard clerkguard tests examples benchmarks tools)
+MYPY_FLAGS ?=
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
-	$(BIN)/mypy --strict clerkguard
+	$(BIN)/mypy --strict $(MYPY_FLAGS) clerkguard
 
 # Not --quiet: it hides warnings from --strict (an unresolved cross-reference would pass).
 # The build log is shown only when the build fails; check_site.py then reads the HTML.
@@ -37,6 +40,27 @@ dist: $(STAMP)
 
 test: lint docs dist
 	$(BIN)/python -m pytest -q
+
+# Lint (mypy for that version), docs and the test suite on every Python 3.10-3.13 found
+# (python3.X on PATH, else pyenv's newest 3.X), one after another, each in its own
+# .venv3X. Not part of `make test` (CI runs that once per version). ~5 min per version.
+MATRIX_VERSIONS ?= 3.10 3.11 3.12 3.13
+test-matrix:
+	@failed=""; ran=""; \
+	for v in $(MATRIX_VERSIONS); do \
+	  py=""; \
+	  if python$$v -c '' >/dev/null 2>&1; then py=$$(command -v python$$v); \
+	  else py=$$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$$v.*/bin/python 2>/dev/null | sort -V | tail -1); fi; \
+	  if [ -z "$$py" ]; then echo "test-matrix: no Python $$v found, skipped"; continue; fi; \
+	  venv=.venv$$(echo $$v | tr -d .); start=$$(date +%s); \
+	  echo "test-matrix: Python $$v ($$py) in $$venv"; \
+	  if $(MAKE) --no-print-directory lint docs PYTHON=$$py VENV=$$venv MYPY_FLAGS="--python-version $$v" \
+	     && $$venv/bin/python -m pytest -q; then ran="$$ran $$v:ok($$(( $$(date +%s) - start ))s)"; \
+	  else failed="$$failed $$v"; ran="$$ran $$v:FAILED"; fi; \
+	done; \
+	echo "test-matrix:$$ran"; \
+	if [ -z "$$ran" ]; then echo "test-matrix: no interpreter found"; exit 1; fi; \
+	if [ -n "$$failed" ]; then echo "test-matrix: failed on$$failed"; exit 1; fi
 
 demo: $(STAMP)
 	$(BIN)/python -m clerkguard demo --examples examples
