@@ -83,6 +83,7 @@ __all__ = [
     "Preflight",
     "RequireAuth",
     "TokenSource",
+    "asgi_header_values",
     "auth_from_config",
     "build_require_auth",
     "client_uat_names_for",
@@ -215,6 +216,25 @@ def parse_cookies(values: Sequence[str], names: Iterable[str]) -> dict[str, str]
             if seen != value:
                 raise _ambiguous(f"the request carries two different {name} cookies")
     return found
+
+
+#: The header names the guard reads, as ASGI spells them (lower-case bytes).
+_ASGI_NAMES = {
+    name: name.encode("latin-1") for name in ("authorization", "cookie", "host", "origin", "sec-fetch-site")
+}
+
+
+def asgi_header_values(scope: Mapping[str, Any], name: str) -> list[str]:
+    """Every value of header ``name`` in an ASGI ``scope``, one per header line, in order.
+
+    For adapters of ASGI frameworks (their
+    [`Adapter.header_values`][clerkguard.adapters.Adapter.header_values]): it scans the raw
+    ``scope["headers"]`` pairs instead of building the framework's header mapping (a
+    multidict per request). ASGI header names are lower case; ``name`` is matched
+    case-insensitively.
+    """
+    wanted = _ASGI_NAMES.get(name) or name.lower().encode("latin-1")
+    return [bytes(value).decode("latin-1") for key, value in scope.get("headers", ()) if key == wanted]
 
 
 class Adapter(Generic[RequestT]):
@@ -701,7 +721,8 @@ class Guard(Generic[RequestT]):
                 return None
             auth, token, source, uat = started
             accepts = self._cookie_accepts if source == "cookie" else self.options.accepts_token
-            session = auth.verify(token, accepts_token=accepts)
+            # A repeated token straight from the verified-token cache (what verify does first).
+            session = auth._cached(token, accepts) or auth.verify(token, accepts_token=accepts)
             if source == "cookie":
                 if not isinstance(session, Session):  # cookies carry session tokens only
                     raise NotAuthenticated("token-type-not-accepted", "a cookie holds session tokens only")
@@ -740,7 +761,9 @@ class Guard(Generic[RequestT]):
                 return None
             auth, token, source, uat = started
             accepts = self._cookie_accepts if source == "cookie" else self.options.accepts_token
-            session = await auth.averify(token, accepts_token=accepts)
+            # A repeated token straight from the verified-token cache (what averify does
+            # first), without creating and awaiting a coroutine.
+            session = auth._cached(token, accepts) or await auth.averify(token, accepts_token=accepts)
             if source == "cookie":
                 if not isinstance(session, Session):  # cookies carry session tokens only
                     raise NotAuthenticated("token-type-not-accepted", "a cookie holds session tokens only")

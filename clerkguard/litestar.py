@@ -78,6 +78,7 @@ from .adapters import (
     GuardKwargs,
     Preflight,
     RequireAuth,
+    asgi_header_values,
     build_require_auth,
     is_async_callable,
     wrapped_chain,
@@ -275,10 +276,7 @@ class LitestarAdapter(Adapter[ASGIConnection[Any, Any, Any, Any]]):
 
     def header_values(self, request: ASGIConnection[Any, Any, Any, Any], name: str) -> Sequence[str]:
         """Every line of a header, from the raw ASGI scope (ASGI names are lower case)."""
-        wanted = name.lower().encode("latin-1")
-        return [
-            bytes(value).decode("latin-1") for key, value in request.scope.get("headers", ()) if key == wanted
-        ]
+        return asgi_header_values(request.scope, name)
 
     def is_websocket(self, request: ASGIConnection[Any, Any, Any, Any]) -> bool:
         """Whether this is a websocket handshake."""
