@@ -529,7 +529,7 @@ class Guard(Generic[RequestT]):
     itself, or raise [`AuthError`][clerkguard.errors.AuthError].
     """
 
-    __slots__ = ("_cookie_accepts", "_rule", "_sources", "adapter", "options")
+    __slots__ = ("_cookie_accepts", "_quick", "_rule", "_sources", "adapter", "options")
 
     def __init__(self, adapter: Adapter[RequestT], options: GuardOptions) -> None:
         self.adapter = adapter
@@ -557,6 +557,44 @@ class Guard(Generic[RequestT]):
             )
         rules = options.rules
         self._rule: Rule | None = (rules[0] if len(rules) == 1 else all_of(*rules)) if rules else None
+        # Whether `cached` may decide: the header comes first and a verified token is
+        # the whole decision (no rule, no authorize of this guard's own).
+        self._quick = self._sources[0] == "header" and self._rule is None and options.authorize is None
+
+    # -- the common request, at once -------------------------------------------
+    def cached(self, request: RequestT) -> Session | None:
+        """The session of a request decided at once from the verified-token cache, else ``None``.
+
+        The common API request (not ``OPTIONS``, one ``Authorization: Bearer``
+        header, a token this [`ClerkAuth`][clerkguard.auth.ClerkAuth] verified before and still
+        valid, no rule or ``authorize`` to run) needs no I/O and no await: the
+        wrappers try this first and call [`check`][clerkguard.adapters.Guard.check] /
+        [`acheck`][clerkguard.adapters.Guard.acheck] on ``None``. Whenever this returns a
+        session, ``check``/``acheck`` would return the same one; anything else
+        (including every refusal) is left to them. Never raises an
+        [`AuthError`][clerkguard.errors.AuthError].
+        """
+        if not self._quick:
+            return None
+        adapter = self.adapter
+        if adapter.method(request) == "OPTIONS":
+            return None
+        values = adapter.header_values(request, "authorization")
+        if len(values) != 1:
+            return None
+        value = values[0]
+        if value[:7] != "Bearer " or "," in value:
+            return None
+        auth = self.options.auth or adapter.auth_for(request)
+        if auth.authorize is not None:
+            return None
+        try:
+            found = auth._cached(value[7:].strip(), self.options.accepts_token)
+        except AuthError:  # a kind this guard does not accept: check/acheck refuse (and log) it
+            return None
+        # A route with accepts_token= machine kinds hands over a MachineCredential
+        # (same has()/token_type surface); framework surfaces are still typed Session.
+        return found  # type: ignore[return-value]
 
     # -- pieces ------------------------------------------------------------------
     def auth(self, request: RequestT) -> ClerkAuth:
@@ -713,6 +751,10 @@ class Guard(Generic[RequestT]):
     # -- decisions -------------------------------------------------------------------
     def check(self, request: RequestT) -> Session | None:
         """Decide from sync code (an async ``authorize`` is bridged with asgiref)."""
+        if self._quick:
+            found = self.cached(request)
+            if found is not None:
+                return found
         token: str | None = None
         source: TokenSource | None = None
         try:
@@ -721,8 +763,7 @@ class Guard(Generic[RequestT]):
                 return None
             auth, token, source, uat = started
             accepts = self._cookie_accepts if source == "cookie" else self.options.accepts_token
-            # A repeated token straight from the verified-token cache (what verify does first).
-            session = auth._cached(token, accepts) or auth.verify(token, accepts_token=accepts)
+            session = auth.verify(token, accepts_token=accepts)
             if source == "cookie":
                 if not isinstance(session, Session):  # cookies carry session tokens only
                     raise NotAuthenticated("token-type-not-accepted", "a cookie holds session tokens only")
@@ -753,6 +794,10 @@ class Guard(Generic[RequestT]):
 
     async def acheck(self, request: RequestT) -> Session | None:
         """Decide from async code (a sync ``authorize`` is called inline: keep it cheap)."""
+        if self._quick:
+            found = self.cached(request)
+            if found is not None:
+                return found
         token: str | None = None
         source: TokenSource | None = None
         try:
@@ -763,7 +808,9 @@ class Guard(Generic[RequestT]):
             accepts = self._cookie_accepts if source == "cookie" else self.options.accepts_token
             # A repeated token straight from the verified-token cache (what averify does
             # first), without creating and awaiting a coroutine.
-            session = auth._cached(token, accepts) or await auth.averify(token, accepts_token=accepts)
+            session = auth._cached(token, accepts)
+            if session is None:
+                session = await auth.averify(token, accepts_token=accepts)
             if source == "cookie":
                 if not isinstance(session, Session):  # cookies carry session tokens only
                     raise NotAuthenticated("token-type-not-accepted", "a cookie holds session tokens only")
@@ -973,7 +1020,9 @@ def _wrap_handler(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             request = adapter.find_request(args, kwargs)
             try:
-                session = await guard.acheck(request)
+                session = guard.cached(request)  # the common request, without awaiting
+                if session is None:
+                    session = await guard.acheck(request)
             except AuthError as error:
                 return adapter.reject(request, error)
             except Preflight:
@@ -988,7 +1037,9 @@ def _wrap_handler(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..
     def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
         request = adapter.find_request(args, kwargs)
         try:
-            session = guard.check(request)
+            session = guard.cached(request)  # the common request, decided at once
+            if session is None:
+                session = guard.check(request)
         except AuthError as error:
             return adapter.reject(request, error)
         except Preflight:

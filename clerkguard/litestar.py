@@ -400,12 +400,17 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             request = kwargs["request"] if takes_request else kwargs.pop("request")
             try:
-                session = await guard.acheck(request)
+                session = guard.cached(request)  # the common request, without awaiting
+                if session is None:
+                    session = await guard.acheck(request)
             except AuthError as error:
                 return adapter.reject(request, error)
             except Preflight:
                 return adapter.options_response(request)
-            await _store_async(request, session)
+            if session is None or _user_loader(request) is None:
+                _set(request.scope, session, session)  # no loader to await: no coroutine
+            else:
+                await _store_async(request, session)
             return await handler(*args, **kwargs)
 
         wrapper = async_wrapper
@@ -415,7 +420,9 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
             request = kwargs["request"] if takes_request else kwargs.pop("request")
             try:
-                session = guard.check(request)
+                session = guard.cached(request)  # the common request, decided at once
+                if session is None:
+                    session = guard.check(request)
             except AuthError as error:
                 return adapter.reject(request, error)
             except Preflight:

@@ -181,6 +181,11 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
     @functools.wraps(handler)
     async def sanic_wrapper(*args: Any, **kwargs: Any) -> Any:
         request = adapter.find_request(args, kwargs)
+        # The common request (a websocket handshake too: the same decision), at once.
+        session = guard.cached(request)
+        if session is not None:
+            adapter.store(request, session)
+            return await adapter.call_async(handler, args, kwargs)
         if not adapter.is_websocket(request):
             # The core's default wrapper, inline (the request is already found):
             # a second wrapper call per request is measurable under load.
