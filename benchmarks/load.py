@@ -148,6 +148,12 @@ FRAMEWORKS: tuple[Framework, ...] = (
         ("clerkguard.litestar", "litestar", "uvicorn"),
     ),
     Framework(
+        "litestar-request",
+        "uvicorn, handlers take request",
+        _uvicorn("load_apps:litestar_request"),
+        ("clerkguard.litestar", "litestar", "uvicorn"),
+    ),
+    Framework(
         "sanic",
         "sanic, single process",
         lambda port: [

@@ -89,6 +89,35 @@ def _litestar() -> Any:
     return Litestar([open_route, guarded_route], plugins=[ClerkPlugin(_auth())], openapi_config=None)
 
 
+def _litestar_request() -> Any:
+    """Litestar with handlers that declare ``request`` themselves: nothing is injected.
+
+    Litestar builds and validates keyword arguments only for handlers that take
+    any; ``@require_auth`` adds ``request`` to a handler without it (see
+    ``benchmarks/README.md``). Here both routes pay for it, so the ratio shows
+    the guard's own cost.
+    """
+    from litestar import Litestar, Request, get
+
+    from clerkguard.litestar import ClerkPlugin, require_auth
+
+    @get("/open")
+    async def open_route(request: Request[Any, Any, Any]) -> dict[str, bool]:
+        return BODY
+
+    @get("/guarded")
+    @require_auth
+    async def guarded_route(request: Request[Any, Any, Any]) -> dict[str, bool]:
+        return BODY
+
+    return Litestar(
+        [open_route, guarded_route],
+        plugins=[ClerkPlugin(_auth())],
+        openapi_config=None,
+        signature_namespace={"Request": Request},  # postponed annotations, imported locally
+    )
+
+
 def _sanic() -> Any:
     from sanic import Request, Sanic
     from sanic.response import HTTPResponse, json
@@ -215,6 +244,7 @@ _BUILDERS: dict[str, Callable[[], Any]] = {
     "flask": _flask,
     "quart": _quart,
     "litestar": _litestar,
+    "litestar_request": _litestar_request,
     "sanic": _sanic,
     "starlette": _starlette,
     "fastapi": _fastapi,

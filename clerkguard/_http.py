@@ -130,6 +130,8 @@ def _tls() -> ssl.SSLContext:
 #: What httpx's async transport imports on its first request (anyio and its
 #: streams, ~20 ms): imported in a worker thread instead of on the event loop.
 _ASYNC_STACK = (
+    "httpx",  # with httpcore: imported with the first fetch (see the imports note above)
+    "httpcore",
     "sniffio",
     "anyio",
     "anyio.lowlevel",
@@ -142,7 +144,7 @@ _ASYNC_STACK = (
 _async_stack_ready = False
 
 
-def _prepare_async(url: str) -> None:
+def _prepare_async(url: str | None) -> None:
     """Do, off the event loop, the slow one-time work of a first async fetch."""
     global _async_stack_ready
     if not _async_stack_ready:
@@ -152,7 +154,8 @@ def _prepare_async(url: str) -> None:
             except ImportError:  # another httpx release, another stack: only an optimisation
                 pass
         _async_stack_ready = True
-    _context_for(url)  # https: loads the CA bundle once
+    if url is not None:
+        _context_for(url)  # https: loads the CA bundle once
 
 
 def _is_https(url: str) -> bool:
@@ -396,17 +399,20 @@ async def request_async(request: HTTPRequest, timeout: float, transport: Any = N
     """
     import asyncio
 
-    import httpx
-
     url = request.url
     deadline = time.monotonic() + timeout
     token = _fetching.set(safe_url(url))
     try:
-        if transport is None and (not _async_stack_ready or (_ssl_context is None and _is_https(url))):
+        tls = transport is None and _ssl_context is None and _is_https(url)
+        if not _async_stack_ready or tls:
+            # The first fetch imports httpx and its async stack (and loads the CA
+            # bundle) in a worker thread: tens of milliseconds the loop would stall.
             try:
-                await asyncio.to_thread(_prepare_async, url)
+                await asyncio.to_thread(_prepare_async, url if transport is None else None)
             except RuntimeError:  # the loop's executor is shutting down: do it inline
                 pass
+        import httpx
+
         async with httpx.AsyncClient(**_client_options(url, timeout, transport)) as client:
             async with client.stream(
                 request.method, url, headers=dict(request.headers), content=request.content
