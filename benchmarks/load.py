@@ -650,12 +650,12 @@ def report(results: list[Result], loader: Loader, args: argparse.Namespace, miss
         "request and the open/guarded CPU ratio (the throughput ratio of a CPU-bound server, steady\n"
         "on a busy machine); `guard µs` = guarded - open CPU per request. Target on the CPU ratio."
     )
-    print(f"{'framework':<11} {'case':<9} {'open rps':>8} {'guarded':>8} {'ratio':>6} {'range':>10} "
+    print(f"{'framework':<16} {'case':<9} {'open rps':>8} {'guarded':>8} {'ratio':>6} {'range':>10} "
           f"{'open µs':>8} {'guarded':>8} {'ratio':>6} {'range':>10} {'guard µs':>8}  result")  # fmt: skip
     for result in results:
         fw = result.framework
         if result.error:
-            print(f"{fw.name:<11} ERROR: {result.error}")
+            print(f"{fw.name:<16} ERROR: {result.error}")
             all_met = False
             continue
         for case in result.cases:
@@ -669,7 +669,7 @@ def report(results: list[Result], loader: Loader, args: argparse.Namespace, miss
             open_us, guarded_us = case.cpu_us(case.open), case.cpu_us(case.guarded)
             open_rps, guarded_rps = case.median(case.open), case.median(case.guarded)
             print(
-                f"{fw.name:<11} {case.name:<9} {open_rps:>8.0f} {guarded_rps:>8.0f} "
+                f"{fw.name:<16} {case.name:<9} {open_rps:>8.0f} {guarded_rps:>8.0f} "
                 f"{ratio:>6.3f} {_fmt_range(case.ratios):>10} {open_us:>8.1f} {guarded_us:>8.1f} "
                 f"{cpu_ratio:>6.3f} {_fmt_range(case.cpu_ratios):>10} {guarded_us - open_us:>8.1f}  {verdict}"
             )
@@ -678,14 +678,14 @@ def report(results: list[Result], loader: Loader, args: argparse.Namespace, miss
     if colds:
         print()
         print(f"cold start: {args.cold_concurrency} concurrent first requests to /guarded, each a new token")
-        print(f"{'framework':<11} {'fetches at start':>16} {'after first requests':>21} "
+        print(f"{'framework':<16} {'fetches at start':>16} {'after first requests':>21} "
               f"{'slowest first ms':>17} {'warm ms':>8}  statuses")  # fmt: skip
         for r in colds:
             c = r.cold
             assert c is not None
             statuses = ",".join(f"{s}x{c.statuses.count(s)}" for s in sorted(set(c.statuses)))
             print(
-                f"{r.framework.name:<11} {c.fetches_at_start:>16} {c.fetches_after:>21} "
+                f"{r.framework.name:<16} {c.fetches_at_start:>16} {c.fetches_after:>21} "
                 f"{c.slowest_first_ms:>17.1f} {c.warm_ms:>8.2f}  {statuses}"
             )
     lags = [r for r in results if r.lag is not None]
@@ -695,14 +695,14 @@ def report(results: list[Result], loader: Loader, args: argparse.Namespace, miss
             f"event-loop lag: probe latency on /guarded (cached token) while a new-kid request waits "
             f"for a JWKS fetch delayed {args.fetch_delay:g} s"
         )
-        print(f"{'framework':<11} {'without fetch p50/p99/max':>26} {'during fetch p50/p99/max':>25} "
+        print(f"{'framework':<16} {'without fetch p50/p99/max':>26} {'during fetch p50/p99/max':>25} "
               f"{'stall ms':>9} {'fetches':>8} {'statuses':>9} {'target':>7}  result")  # fmt: skip
         for r in lags:
             lag = r.lag
             assert lag is not None
             statuses = ",".join(str(s) for s in lag.trigger_statuses)
             print(
-                f"{r.framework.name:<11} {lag.stats(lag.baseline_ms):>26} {lag.stats(lag.during_ms):>25} "
+                f"{r.framework.name:<16} {lag.stats(lag.baseline_ms):>26} {lag.stats(lag.during_ms):>25} "
                 f"{lag.stall_ms:>9.2f} {lag.fetches:>8} {statuses:>9} {f'<={LAG_TARGET_MS:g}':>7}  "
                 f"{'PASS' if lag.met else 'MISS'}"
             )
