@@ -569,10 +569,10 @@ class Guard(Generic[RequestT]):
         header, a token this [`ClerkAuth`][clerkguard.auth.ClerkAuth] verified before and still
         valid, no rule or ``authorize`` to run) needs no I/O and no await: the
         wrappers try this first and call [`check`][clerkguard.adapters.Guard.check] /
-        [`acheck`][clerkguard.adapters.Guard.acheck] on ``None``. Whenever this returns a
-        session, ``check``/``acheck`` would return the same one; anything else
-        (including every refusal) is left to them. Never raises an
-        [`AuthError`][clerkguard.errors.AuthError].
+        [`acheck`][clerkguard.adapters.Guard.acheck] on ``None`` (which decide everything
+        again: this is only a shortcut). Whenever this returns a session,
+        ``check``/``acheck`` would return the same one; anything else (including every
+        refusal) is left to them. Never raises an [`AuthError`][clerkguard.errors.AuthError].
         """
         if not self._quick:
             return None
@@ -751,10 +751,6 @@ class Guard(Generic[RequestT]):
     # -- decisions -------------------------------------------------------------------
     def check(self, request: RequestT) -> Session | None:
         """Decide from sync code (an async ``authorize`` is bridged with asgiref)."""
-        if self._quick:
-            found = self.cached(request)
-            if found is not None:
-                return found
         token: str | None = None
         source: TokenSource | None = None
         try:
@@ -794,10 +790,6 @@ class Guard(Generic[RequestT]):
 
     async def acheck(self, request: RequestT) -> Session | None:
         """Decide from async code (a sync ``authorize`` is called inline: keep it cheap)."""
-        if self._quick:
-            found = self.cached(request)
-            if found is not None:
-                return found
         token: str | None = None
         source: TokenSource | None = None
         try:
