@@ -90,7 +90,7 @@ class Framework:
     """One row of the table: an app of ``load_apps.py`` under one server."""
 
     name: str
-    """Attribute of ``load_apps`` that builds the app."""
+    """The row's name (``--frameworks``)."""
     server: str
     """What serves it, for the table."""
     command: Callable[[int], list[str]]
@@ -119,10 +119,10 @@ def _gunicorn(app: str) -> Callable[[int], list[str]]:
     return lambda port: ["gunicorn", "-w", "1", "-k", "sync", "-b", f"{HOST}:{port}", app]
 
 
-def _uvicorn(app: str) -> Callable[[int], list[str]]:
+def _uvicorn(app: str, *options: str) -> Callable[[int], list[str]]:
     return lambda port: [
         *("uvicorn", "--host", HOST, "--port", str(port)),
-        *("--no-access-log", "--log-level", "warning", app),
+        *("--no-access-log", "--log-level", "warning", *options, app),
     ]
 
 
@@ -148,6 +148,12 @@ FRAMEWORKS: tuple[Framework, ...] = (
         ("clerkguard.litestar", "litestar", "uvicorn"),
     ),
     Framework(
+        "litestar-request",
+        "uvicorn, handlers take request",
+        _uvicorn("load_apps:litestar_request"),
+        ("clerkguard.litestar", "litestar", "uvicorn"),
+    ),
+    Framework(
         "sanic",
         "sanic, single process",
         lambda port: [
@@ -155,6 +161,32 @@ FRAMEWORKS: tuple[Framework, ...] = (
             *("--single-process", "--no-access-logs", "--no-motd"),
         ],
         ("clerkguard.sanic", "sanic"),
+    ),
+    Framework(
+        "starlette",
+        "uvicorn",
+        _uvicorn("load_apps:starlette"),
+        ("clerkguard.starlette", "starlette", "uvicorn"),
+    ),
+    Framework(
+        "fastapi",
+        "uvicorn",
+        _uvicorn("load_apps:fastapi"),
+        ("clerkguard.fastapi", "fastapi", "uvicorn"),
+    ),
+    Framework(
+        "django",
+        "gunicorn, 1 sync worker",
+        _gunicorn("load_apps:django"),
+        ("clerkguard.django", "django", "gunicorn"),
+        event_loop=False,
+    ),
+    Framework(
+        "django-asgi",
+        "uvicorn, async views",
+        # Django's ASGI handler has no lifespan support: uvicorn would log that it is missing.
+        _uvicorn("load_apps:django_asgi", "--lifespan", "off"),
+        ("clerkguard.django", "django", "uvicorn"),
     ),
 )
 
@@ -618,12 +650,12 @@ def report(results: list[Result], loader: Loader, args: argparse.Namespace, miss
         "request and the open/guarded CPU ratio (the throughput ratio of a CPU-bound server, steady\n"
         "on a busy machine); `guard µs` = guarded - open CPU per request. Target on the CPU ratio."
     )
-    print(f"{'framework':<9} {'case':<9} {'open rps':>8} {'guarded':>8} {'ratio':>6} {'range':>10} "
+    print(f"{'framework':<16} {'case':<9} {'open rps':>8} {'guarded':>8} {'ratio':>6} {'range':>10} "
           f"{'open µs':>8} {'guarded':>8} {'ratio':>6} {'range':>10} {'guard µs':>8}  result")  # fmt: skip
     for result in results:
         fw = result.framework
         if result.error:
-            print(f"{fw.name:<9} ERROR: {result.error}")
+            print(f"{fw.name:<16} ERROR: {result.error}")
             all_met = False
             continue
         for case in result.cases:
@@ -637,7 +669,7 @@ def report(results: list[Result], loader: Loader, args: argparse.Namespace, miss
             open_us, guarded_us = case.cpu_us(case.open), case.cpu_us(case.guarded)
             open_rps, guarded_rps = case.median(case.open), case.median(case.guarded)
             print(
-                f"{fw.name:<9} {case.name:<9} {open_rps:>8.0f} {guarded_rps:>8.0f} "
+                f"{fw.name:<16} {case.name:<9} {open_rps:>8.0f} {guarded_rps:>8.0f} "
                 f"{ratio:>6.3f} {_fmt_range(case.ratios):>10} {open_us:>8.1f} {guarded_us:>8.1f} "
                 f"{cpu_ratio:>6.3f} {_fmt_range(case.cpu_ratios):>10} {guarded_us - open_us:>8.1f}  {verdict}"
             )
@@ -646,14 +678,14 @@ def report(results: list[Result], loader: Loader, args: argparse.Namespace, miss
     if colds:
         print()
         print(f"cold start: {args.cold_concurrency} concurrent first requests to /guarded, each a new token")
-        print(f"{'framework':<10} {'fetches at start':>16} {'after first requests':>21} "
+        print(f"{'framework':<16} {'fetches at start':>16} {'after first requests':>21} "
               f"{'slowest first ms':>17} {'warm ms':>8}  statuses")  # fmt: skip
         for r in colds:
             c = r.cold
             assert c is not None
             statuses = ",".join(f"{s}x{c.statuses.count(s)}" for s in sorted(set(c.statuses)))
             print(
-                f"{r.framework.name:<10} {c.fetches_at_start:>16} {c.fetches_after:>21} "
+                f"{r.framework.name:<16} {c.fetches_at_start:>16} {c.fetches_after:>21} "
                 f"{c.slowest_first_ms:>17.1f} {c.warm_ms:>8.2f}  {statuses}"
             )
     lags = [r for r in results if r.lag is not None]
@@ -663,14 +695,14 @@ def report(results: list[Result], loader: Loader, args: argparse.Namespace, miss
             f"event-loop lag: probe latency on /guarded (cached token) while a new-kid request waits "
             f"for a JWKS fetch delayed {args.fetch_delay:g} s"
         )
-        print(f"{'framework':<10} {'without fetch p50/p99/max':>26} {'during fetch p50/p99/max':>25} "
+        print(f"{'framework':<16} {'without fetch p50/p99/max':>26} {'during fetch p50/p99/max':>25} "
               f"{'stall ms':>9} {'fetches':>8} {'statuses':>9} {'target':>7}  result")  # fmt: skip
         for r in lags:
             lag = r.lag
             assert lag is not None
             statuses = ",".join(str(s) for s in lag.trigger_statuses)
             print(
-                f"{r.framework.name:<10} {lag.stats(lag.baseline_ms):>26} {lag.stats(lag.during_ms):>25} "
+                f"{r.framework.name:<16} {lag.stats(lag.baseline_ms):>26} {lag.stats(lag.during_ms):>25} "
                 f"{lag.stall_ms:>9.2f} {lag.fetches:>8} {statuses:>9} {f'<={LAG_TARGET_MS:g}':>7}  "
                 f"{'PASS' if lag.met else 'MISS'}"
             )

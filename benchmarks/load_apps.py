@@ -4,7 +4,9 @@ Every app answers ``GET /open`` and ``GET /guarded`` with ``{"ok": true}``;
 the only difference is a plain ``@require_auth`` on ``/guarded``. Servers
 load an app by attribute name (``load_apps:flask``, ``load_apps:litestar``...)
 or, for servers that only evaluate names in the module (hypercorn), by
-``load_apps:build('quart')``. Each app is built on first access, so a server
+``load_apps:build('quart')``. Django gets a minimal project (no apps, no
+middleware): ``load_apps:django`` is its WSGI handler with sync views,
+``load_apps:django_asgi`` its ASGI handler with async views. Each app is built on first access, so a server
 imports only its own framework.
 
 Configuration comes from the environment the benchmark sets: the ``CLERK_*``
@@ -87,6 +89,35 @@ def _litestar() -> Any:
     return Litestar([open_route, guarded_route], plugins=[ClerkPlugin(_auth())], openapi_config=None)
 
 
+def _litestar_request() -> Any:
+    """Litestar with handlers that declare ``request`` themselves: nothing is injected.
+
+    Litestar builds and validates keyword arguments only for handlers that take
+    any; ``@require_auth`` adds ``request`` to a handler without it (see
+    ``benchmarks/README.md``). Here both routes pay for it, so the ratio shows
+    the guard's own cost.
+    """
+    from litestar import Litestar, Request, get
+
+    from clerkguard.litestar import ClerkPlugin, require_auth
+
+    @get("/open")
+    async def open_route(request: Request[Any, Any, Any]) -> dict[str, bool]:
+        return BODY
+
+    @get("/guarded")
+    @require_auth
+    async def guarded_route(request: Request[Any, Any, Any]) -> dict[str, bool]:
+        return BODY
+
+    return Litestar(
+        [open_route, guarded_route],
+        plugins=[ClerkPlugin(_auth())],
+        openapi_config=None,
+        signature_namespace={"Request": Request},  # postponed annotations, imported locally
+    )
+
+
 def _sanic() -> Any:
     from sanic import Request, Sanic
     from sanic.response import HTTPResponse, json
@@ -108,11 +139,117 @@ def _sanic() -> Any:
     return app
 
 
+def _starlette() -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from clerkguard.starlette import ClerkGuard, require_auth
+
+    async def open_route(request: Request) -> JSONResponse:
+        return JSONResponse(BODY)
+
+    @require_auth
+    async def guarded_route(request: Request) -> JSONResponse:
+        return JSONResponse(BODY)
+
+    app = Starlette(routes=[Route("/open", open_route), Route("/guarded", guarded_route)])
+    ClerkGuard(app, _auth())
+    return app
+
+
+def _fastapi() -> Any:
+    from fastapi import FastAPI
+
+    from clerkguard.fastapi import ClerkGuard, require_auth
+
+    app = FastAPI(openapi_url=None)
+    ClerkGuard(app, _auth())
+
+    @app.get("/open")
+    async def open_route() -> dict[str, bool]:
+        return BODY
+
+    @app.get("/guarded")
+    @require_auth
+    async def guarded_route() -> dict[str, bool]:
+        return BODY
+
+    return app
+
+
+def _django_urls() -> Any:
+    """A minimal Django project (no apps, no middleware): sync and async open/guarded views."""
+    import types
+
+    import django
+    from django.conf import settings
+    from django.http import HttpRequest, JsonResponse
+    from django.urls import path
+
+    from clerkguard.django import require_auth
+
+    def open_view(request: HttpRequest) -> JsonResponse:
+        return JsonResponse(BODY)
+
+    @require_auth
+    def guarded_view(request: HttpRequest) -> JsonResponse:
+        return JsonResponse(BODY)
+
+    async def async_open_view(request: HttpRequest) -> JsonResponse:
+        return JsonResponse(BODY)
+
+    @require_auth
+    async def async_guarded_view(request: HttpRequest) -> JsonResponse:
+        return JsonResponse(BODY)
+
+    urls = types.ModuleType("load_apps_django_urls")
+    urls.sync = [path("open", open_view), path("guarded", guarded_view)]  # type: ignore[attr-defined]
+    urls.urlpatterns = urls.sync  # type: ignore[attr-defined]
+    urls.asynchronous = [  # type: ignore[attr-defined]
+        path("open", async_open_view),
+        path("guarded", async_guarded_view),
+    ]
+    if not settings.configured:
+        settings.configure(
+            ROOT_URLCONF=urls,
+            ALLOWED_HOSTS=["*"],
+            MIDDLEWARE=[],
+            INSTALLED_APPS=[],
+            CLERK_AUTH=_auth(),
+        )
+        django.setup()
+    return urls
+
+
+def _django() -> Any:
+    """Django's WSGI handler, sync views (gunicorn sync worker)."""
+    from django.core.handlers.wsgi import WSGIHandler
+
+    _django_urls()
+    return WSGIHandler()
+
+
+def _django_asgi() -> Any:
+    """Django's ASGI handler, async views (uvicorn)."""
+    from django.core.handlers.asgi import ASGIHandler
+
+    urls = _django_urls()
+    urls.urlpatterns = urls.asynchronous
+    return ASGIHandler()
+
+
 _BUILDERS: dict[str, Callable[[], Any]] = {
     "flask": _flask,
     "quart": _quart,
     "litestar": _litestar,
+    "litestar_request": _litestar_request,
     "sanic": _sanic,
+    "starlette": _starlette,
+    "fastapi": _fastapi,
+    "django": _django,
+    "django_asgi": _django_asgi,
 }
 _BUILT: dict[str, Any] = {}
 

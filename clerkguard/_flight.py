@@ -16,13 +16,18 @@ itself, because its state machine decides when a fetch starts.
 
 from __future__ import annotations
 
-import asyncio
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._http import FetchControl
+
+if TYPE_CHECKING:
+    import asyncio
+
+# asyncio is imported where a loop is running (it is, then): a sync program never loads it.
 
 __all__ = ["Flight", "SingleFlight", "resolve_future", "running_loop", "wait_async", "wait_sync"]
 
@@ -62,6 +67,8 @@ class Flight:
 
     def async_waiter(self) -> asyncio.Future[None]:
         """A future on the running loop, resolved when the flight lands."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         with self._lock:
@@ -102,6 +109,10 @@ def resolve_future(future: asyncio.Future[None]) -> None:
 
 def running_loop() -> asyncio.AbstractEventLoop | None:
     """The running event loop of this thread, if any."""
+    if "asyncio" not in sys.modules:  # never imported: no loop can be running
+        return None
+    import asyncio
+
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
@@ -131,6 +142,8 @@ def wait_sync(flight: Flight, deadline: float, on_orphan: Callable[[Flight], Non
 
 async def wait_async(flight: Flight, deadline: float, on_orphan: Callable[[Flight], None]) -> bool:
     """Await ``flight`` until ``deadline``; True once it has landed (never blocks the loop)."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     foreign = flight.loop is not None and flight.loop is not loop
     waiter = flight.async_waiter()
@@ -220,6 +233,8 @@ class SingleFlight(Generic[K, V]):
         The operation runs as its own task: a caller that is cancelled does
         not cancel it for the others.
         """
+        import asyncio
+
         loop = asyncio.get_running_loop()
         flight, leader = self._join(key, loop)
         if leader:
@@ -235,6 +250,8 @@ class SingleFlight(Generic[K, V]):
         return lambda flight: self._land(key, flight, self._failure("event loop stopped"))
 
     async def _drive(self, key: K, flight: Flight, operation: Callable[[], Awaitable[V]]) -> None:
+        import asyncio
+
         result = self._failure("cancelled")
         try:
             result = await asyncio.wait_for(operation(), self.timeout)

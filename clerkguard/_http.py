@@ -11,7 +11,7 @@ Every failure is a `FetchError` whose message is a short fixed phrase
 ``http_timeout`` bounds the *whole* fetch, not each read: httpx timeouts apply
 per operation, so a server that drips one byte a second would hold a plain
 client forever. The async fetcher is wrapped in ``asyncio.wait_for``. The sync
-fetcher runs on `_DeadlineBackend`, an httpcore network backend that
+fetcher runs on `clerkguard._httpio`'s deadline backend, an httpcore network backend that
 caps every connect, read and write at the time left before the deadline and
 can be aborted from another thread (``close()``) by shutting the socket down.
 
@@ -22,25 +22,29 @@ needs closing between fetches.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import importlib
 import logging
 import os
-import socket
-import ssl
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpcore
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ._core.keys import MAX_JWKS_BYTES, KeySet, parse_jwks
 from .config import safe_url
+
+if TYPE_CHECKING:
+    import ssl
+
+    import httpcore
+    import httpx
+
+# httpx and httpcore (and asyncio, ssl, socket) are imported by the functions that fetch, so
+# that they load with the first fetch: `import clerkguard` must stay cheap for
+# CLIs, serverless handlers and `jwt_key` configurations, which never fetch.
 
 __all__ = [
     "FetchControl",
@@ -117,6 +121,8 @@ def _tls() -> ssl.SSLContext:
     global _ssl_context
     with _ssl_lock:
         if _ssl_context is None:
+            import httpx
+
             _ssl_context = httpx.create_ssl_context()
         return _ssl_context
 
@@ -124,6 +130,8 @@ def _tls() -> ssl.SSLContext:
 #: What httpx's async transport imports on its first request (anyio and its
 #: streams, ~20 ms): imported in a worker thread instead of on the event loop.
 _ASYNC_STACK = (
+    "httpx",  # with httpcore: imported with the first fetch (see the imports note above)
+    "httpcore",
     "sniffio",
     "anyio",
     "anyio.lowlevel",
@@ -136,7 +144,7 @@ _ASYNC_STACK = (
 _async_stack_ready = False
 
 
-def _prepare_async(url: str) -> None:
+def _prepare_async(url: str | None) -> None:
     """Do, off the event loop, the slow one-time work of a first async fetch."""
     global _async_stack_ready
     if not _async_stack_ready:
@@ -146,7 +154,8 @@ def _prepare_async(url: str) -> None:
             except ImportError:  # another httpx release, another stack: only an optimisation
                 pass
         _async_stack_ready = True
-    _context_for(url)  # https: loads the CA bundle once
+    if url is not None:
+        _context_for(url)  # https: loads the CA bundle once
 
 
 def _is_https(url: str) -> bool:
@@ -165,6 +174,8 @@ def _context_for(url: str) -> ssl.SSLContext:
     global _plain_context
     with _ssl_lock:
         if _plain_context is None:
+            import ssl
+
             _plain_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         return _plain_context
 
@@ -194,6 +205,8 @@ class FetchControl:
             if not aborted:
                 self._streams.append(stream)
         if aborted:
+            import httpcore
+
             stream.close()
             raise httpcore.ConnectError("fetch aborted")
         return stream
@@ -203,6 +216,8 @@ class FetchControl:
         with self._lock:
             self.aborted = True
             streams, self._streams = self._streams, []
+        import socket
+
         for stream in streams:
             sock = stream.get_extra_info("socket")
             if isinstance(sock, socket.socket):
@@ -211,113 +226,6 @@ class FetchControl:
                     socket.socket.shutdown(sock, socket.SHUT_RDWR)
                 except OSError:
                     pass
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    def __init__(self, inner: httpcore.NetworkStream, control: FetchControl) -> None:
-        self._inner = inner
-        self._control = control
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, self._control.remaining(timeout, httpcore.ReadTimeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, self._control.remaining(timeout, httpcore.WriteTimeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(
-        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore.NetworkStream:
-        wait = self._control.remaining(timeout, httpcore.ConnectTimeout)
-        tls = self._inner.start_tls(ssl_context, server_hostname, wait)
-        return self._control.track(_DeadlineStream(tls, self._control))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class _DeadlineBackend(httpcore.NetworkBackend):
-    def __init__(self, control: FetchControl) -> None:
-        self._inner = httpcore.SyncBackend()
-        self._control = control
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        wait = self._control.remaining(timeout, httpcore.ConnectTimeout)
-        stream = self._inner.connect_tcp(host, port, wait, local_address, socket_options)
-        return self._control.track(_DeadlineStream(stream, self._control))
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.NetworkStream:
-        raise httpcore.ConnectError("unix sockets are not used for JWKS")
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(max(0.0, min(seconds, self._control.deadline - time.monotonic())))
-
-
-class _CoreStream(httpx.SyncByteStream):
-    def __init__(self, stream: Iterable[bytes]) -> None:
-        self._stream = stream
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self._stream
-
-    def close(self) -> None:
-        close = getattr(self._stream, "close", None)
-        if close is not None:
-            close()
-
-
-class _DeadlineTransport(httpx.BaseTransport):
-    """An httpx transport on an httpcore pool that uses `_DeadlineBackend`.
-
-    Exceptions stay httpcore's; `_describe` maps both families.
-    """
-
-    def __init__(self, ssl_context: ssl.SSLContext, control: FetchControl) -> None:
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=1,
-            http1=True,
-            http2=False,
-            retries=0,
-            network_backend=_DeadlineBackend(control),
-        )
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        content: Any = request.stream
-        core_request = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(
-                scheme=request.url.raw_scheme,
-                host=request.url.raw_host,
-                port=request.url.port,
-                target=request.url.raw_path,
-            ),
-            headers=request.headers.raw,
-            content=content,
-            extensions=request.extensions,
-        )
-        response = self._pool.handle_request(core_request)
-        stream: Any = response.stream
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.headers,
-            stream=_CoreStream(stream),
-            extensions=response.extensions,
-        )
-
-    def close(self) -> None:
-        self._pool.close()
 
 
 def _size_text(limit: int) -> str:
@@ -393,6 +301,8 @@ def _check_response(response: httpx.Response, accept: frozenset[int]) -> None:
 
 
 def _client_options(url: str, timeout: float, transport: Any) -> dict[str, Any]:
+    import httpx
+
     options: dict[str, Any] = {
         "timeout": httpx.Timeout(timeout),
         "follow_redirects": False,
@@ -410,6 +320,9 @@ def _client_options(url: str, timeout: float, transport: Any) -> dict[str, Any]:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, FetchError):
         return str(exc)
+    import httpcore
+    import httpx
+
     if isinstance(exc, (httpx.TimeoutException, httpcore.TimeoutException)):
         return "timed out"
     if isinstance(exc, (httpx.ConnectError, httpcore.ConnectError)):
@@ -430,6 +343,8 @@ class _RedactJWKSURL(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         safe = _fetching.get()
         if safe is not None and isinstance(record.args, tuple):
+            import httpx  # loaded: this is one of its records
+
             record.args = tuple(safe if isinstance(arg, httpx.URL) else arg for arg in record.args)
         return True
 
@@ -443,11 +358,16 @@ def request_sync(request: HTTPRequest, control: FetchControl, transport: Any = N
     Raises:
         FetchError: for every failure, with a reason safe to log.
     """
+    import httpcore
+    import httpx
+
+    from ._httpio import DeadlineTransport
+
     url = request.url
     token = _fetching.set(safe_url(url))
     try:
         if transport is None:
-            transport = _DeadlineTransport(_context_for(url), control)
+            transport = DeadlineTransport(_context_for(url), control)
         timeout = control.remaining(None, httpcore.ConnectTimeout)
         with httpx.Client(**_client_options(url, timeout, transport)) as client:
             with client.stream(
@@ -477,15 +397,22 @@ async def request_async(request: HTTPRequest, timeout: float, transport: Any = N
     The caller bounds the whole call with ``asyncio.wait_for``; ``timeout``
     also caps each network operation and the body reading.
     """
+    import asyncio
+
     url = request.url
     deadline = time.monotonic() + timeout
     token = _fetching.set(safe_url(url))
     try:
-        if transport is None and (not _async_stack_ready or (_ssl_context is None and _is_https(url))):
+        tls = transport is None and _ssl_context is None and _is_https(url)
+        if not _async_stack_ready or tls:
+            # The first fetch imports httpx and its async stack (and loads the CA
+            # bundle) in a worker thread: tens of milliseconds the loop would stall.
             try:
-                await asyncio.to_thread(_prepare_async, url)
+                await asyncio.to_thread(_prepare_async, url if transport is None else None)
             except RuntimeError:  # the loop's executor is shutting down: do it inline
                 pass
+        import httpx
+
         async with httpx.AsyncClient(**_client_options(url, timeout, transport)) as client:
             async with client.stream(
                 request.method, url, headers=dict(request.headers), content=request.content

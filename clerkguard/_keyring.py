@@ -36,7 +36,6 @@ body, header or secret.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import os
@@ -45,15 +44,21 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from joserfc.jwk import RSAKey
+from typing import TYPE_CHECKING, Any
 
 from ._core.jwks import Decision, JWKSPolicy, JWKSState, Step
 from ._core.keys import KeySet
 from ._flight import Flight, resolve_future, wait_async, wait_sync
 from ._http import FetchControl, FetchError, fetch_jwks_async, fetch_jwks_sync
 from .config import safe_url as _safe_url
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from joserfc.jwk import RSAKey
+
+# asyncio is imported by the methods that run on an event loop (it is loaded
+# then), so that a sync program never loads it.
 
 __all__ = ["JWKSStats", "Keyring"]
 
@@ -311,6 +316,8 @@ class Keyring:
 
     async def key_async(self, kid: str, rejected: int | None = None) -> Decision:
         """Resolve ``kid`` from a coroutine; never blocks the event loop."""
+        import asyncio
+
         if self.static_key is not None:
             return self._static(rejected)
         if rejected is None:
@@ -466,6 +473,8 @@ class Keyring:
             self._finish(flight, _Failure("could not start a fetch thread"))
 
     async def _task_main(self, flight: Flight) -> None:
+        import asyncio
+
         assert self.url is not None
         result: KeySet | _Failure = _Failure("cancelled", loud=False)
         try:
@@ -545,6 +554,8 @@ class Keyring:
         Returns:
             True when a fetch ran (successful or not).
         """
+        import asyncio
+
         if self.url is None:
             return False
         self._check_pid()
@@ -606,6 +617,8 @@ class Keyring:
         An explicit start also reopens a keyring stopped by `close`
         (test clients run an app's startup and shutdown hooks repeatedly).
         """
+        import asyncio
+
         if self.url is None:
             return
         self._check_pid()
@@ -671,6 +684,8 @@ class Keyring:
 
     async def aclose(self) -> None:
         """Async `close`: also awaits this loop's cancelled tasks; never blocks the loop."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         tasks = [t for t in self._stop() if t.get_loop() is loop]
         for task in tasks:
@@ -717,6 +732,8 @@ def _refresher_main(ref: weakref.ref[Keyring], wake: threading.Event) -> None:
 
 
 async def _refresher_coro(ref: weakref.ref[Keyring], stop: asyncio.Future[None]) -> None:
+    import asyncio
+
     try:
         while True:
             keyring = ref()

@@ -83,6 +83,7 @@ __all__ = [
     "Preflight",
     "RequireAuth",
     "TokenSource",
+    "asgi_header_values",
     "auth_from_config",
     "build_require_auth",
     "client_uat_names_for",
@@ -215,6 +216,25 @@ def parse_cookies(values: Sequence[str], names: Iterable[str]) -> dict[str, str]
             if seen != value:
                 raise _ambiguous(f"the request carries two different {name} cookies")
     return found
+
+
+#: The header names the guard reads, as ASGI spells them (lower-case bytes).
+_ASGI_NAMES = {
+    name: name.encode("latin-1") for name in ("authorization", "cookie", "host", "origin", "sec-fetch-site")
+}
+
+
+def asgi_header_values(scope: Mapping[str, Any], name: str) -> list[str]:
+    """Every value of header ``name`` in an ASGI ``scope``, one per header line, in order.
+
+    For adapters of ASGI frameworks (their
+    [`Adapter.header_values`][clerkguard.adapters.Adapter.header_values]): it scans the raw
+    ``scope["headers"]`` pairs instead of building the framework's header mapping (a
+    multidict per request). ASGI header names are lower case; ``name`` is matched
+    case-insensitively.
+    """
+    wanted = _ASGI_NAMES.get(name) or name.lower().encode("latin-1")
+    return [bytes(value).decode("latin-1") for key, value in scope.get("headers", ()) if key == wanted]
 
 
 class Adapter(Generic[RequestT]):
@@ -509,7 +529,7 @@ class Guard(Generic[RequestT]):
     itself, or raise [`AuthError`][clerkguard.errors.AuthError].
     """
 
-    __slots__ = ("_cookie_accepts", "_rule", "_sources", "adapter", "options")
+    __slots__ = ("_cookie_accepts", "_quick", "_rule", "_sources", "adapter", "options")
 
     def __init__(self, adapter: Adapter[RequestT], options: GuardOptions) -> None:
         self.adapter = adapter
@@ -537,6 +557,44 @@ class Guard(Generic[RequestT]):
             )
         rules = options.rules
         self._rule: Rule | None = (rules[0] if len(rules) == 1 else all_of(*rules)) if rules else None
+        # Whether `cached` may decide: the header comes first and a verified token is
+        # the whole decision (no rule, no authorize of this guard's own).
+        self._quick = self._sources[0] == "header" and self._rule is None and options.authorize is None
+
+    # -- the common request, at once -------------------------------------------
+    def cached(self, request: RequestT) -> Session | None:
+        """The session of a request decided at once from the verified-token cache, else ``None``.
+
+        The common API request (not ``OPTIONS``, one ``Authorization: Bearer``
+        header, a token this [`ClerkAuth`][clerkguard.auth.ClerkAuth] verified before and still
+        valid, no rule or ``authorize`` to run) needs no I/O and no await: the
+        wrappers try this first and call [`check`][clerkguard.adapters.Guard.check] /
+        [`acheck`][clerkguard.adapters.Guard.acheck] on ``None`` (which decide everything
+        again: this is only a shortcut). Whenever this returns a session,
+        ``check``/``acheck`` would return the same one; anything else (including every
+        refusal) is left to them. Never raises an [`AuthError`][clerkguard.errors.AuthError].
+        """
+        if not self._quick:
+            return None
+        adapter = self.adapter
+        if adapter.method(request) == "OPTIONS":
+            return None
+        values = adapter.header_values(request, "authorization")
+        if len(values) != 1:
+            return None
+        value = values[0]
+        if value[:7] != "Bearer " or "," in value:
+            return None
+        auth = self.options.auth or adapter.auth_for(request)
+        if auth.authorize is not None:
+            return None
+        try:
+            found = auth._cached(value[7:].strip(), self.options.accepts_token)
+        except AuthError:  # a kind this guard does not accept: check/acheck refuse (and log) it
+            return None
+        # A route with accepts_token= machine kinds hands over a MachineCredential
+        # (same has()/token_type surface); framework surfaces are still typed Session.
+        return found  # type: ignore[return-value]
 
     # -- pieces ------------------------------------------------------------------
     def auth(self, request: RequestT) -> ClerkAuth:
@@ -740,7 +798,11 @@ class Guard(Generic[RequestT]):
                 return None
             auth, token, source, uat = started
             accepts = self._cookie_accepts if source == "cookie" else self.options.accepts_token
-            session = await auth.averify(token, accepts_token=accepts)
+            # A repeated token straight from the verified-token cache (what averify does
+            # first), without creating and awaiting a coroutine.
+            session = auth._cached(token, accepts)
+            if session is None:
+                session = await auth.averify(token, accepts_token=accepts)
             if source == "cookie":
                 if not isinstance(session, Session):  # cookies carry session tokens only
                     raise NotAuthenticated("token-type-not-accepted", "a cookie holds session tokens only")
@@ -950,7 +1012,9 @@ def _wrap_handler(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             request = adapter.find_request(args, kwargs)
             try:
-                session = await guard.acheck(request)
+                session = guard.cached(request)  # the common request, without awaiting
+                if session is None:
+                    session = await guard.acheck(request)
             except AuthError as error:
                 return adapter.reject(request, error)
             except Preflight:
@@ -965,7 +1029,9 @@ def _wrap_handler(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..
     def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
         request = adapter.find_request(args, kwargs)
         try:
-            session = guard.check(request)
+            session = guard.cached(request)  # the common request, decided at once
+            if session is None:
+                session = guard.check(request)
         except AuthError as error:
             return adapter.reject(request, error)
         except Preflight:

@@ -193,7 +193,9 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             request = kwargs.pop(key) if injected else kwargs[key]
             try:
-                session = await guard.acheck(request)
+                session = guard.cached(request)  # the common request, without awaiting
+                if session is None:
+                    session = await guard.acheck(request)
             except AuthError as error:
                 if isinstance(request, WebSocket):
                     await deny_websocket(request, error)
@@ -213,7 +215,9 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
             # here blocks a worker thread, never the event loop.
             request = kwargs.pop(key) if injected else kwargs[key]
             try:
-                session = guard.check(request)
+                session = guard.cached(request)  # the common request, decided at once
+                if session is None:
+                    session = guard.check(request)
             except AuthError as error:
                 return adapter.reject(request, error)
             except Preflight:

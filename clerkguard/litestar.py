@@ -78,6 +78,7 @@ from .adapters import (
     GuardKwargs,
     Preflight,
     RequireAuth,
+    asgi_header_values,
     build_require_auth,
     is_async_callable,
     wrapped_chain,
@@ -275,10 +276,7 @@ class LitestarAdapter(Adapter[ASGIConnection[Any, Any, Any, Any]]):
 
     def header_values(self, request: ASGIConnection[Any, Any, Any, Any], name: str) -> Sequence[str]:
         """Every line of a header, from the raw ASGI scope (ASGI names are lower case)."""
-        wanted = name.lower().encode("latin-1")
-        return [
-            bytes(value).decode("latin-1") for key, value in request.scope.get("headers", ()) if key == wanted
-        ]
+        return asgi_header_values(request.scope, name)
 
     def is_websocket(self, request: ASGIConnection[Any, Any, Any, Any]) -> bool:
         """Whether this is a websocket handshake."""
@@ -402,12 +400,17 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             request = kwargs["request"] if takes_request else kwargs.pop("request")
             try:
-                session = await guard.acheck(request)
+                session = guard.cached(request)  # the common request, without awaiting
+                if session is None:
+                    session = await guard.acheck(request)
             except AuthError as error:
                 return adapter.reject(request, error)
             except Preflight:
                 return adapter.options_response(request)
-            await _store_async(request, session)
+            if session is None or _user_loader(request) is None:
+                _set(request.scope, session, session)  # no loader to await: no coroutine
+            else:
+                await _store_async(request, session)
             return await handler(*args, **kwargs)
 
         wrapper = async_wrapper
@@ -417,7 +420,9 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
             request = kwargs["request"] if takes_request else kwargs.pop("request")
             try:
-                session = guard.check(request)
+                session = guard.cached(request)  # the common request, decided at once
+                if session is None:
+                    session = guard.check(request)
             except AuthError as error:
                 return adapter.reject(request, error)
             except Preflight:

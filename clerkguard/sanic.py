@@ -181,6 +181,11 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
     @functools.wraps(handler)
     async def sanic_wrapper(*args: Any, **kwargs: Any) -> Any:
         request = adapter.find_request(args, kwargs)
+        # The common request (a websocket handshake too: the same decision), at once.
+        session = guard.cached(request)
+        if session is not None:
+            adapter.store(request, session)
+            return await adapter.call_async(handler, args, kwargs)
         if not adapter.is_websocket(request):
             # The core's default wrapper, inline (the request is already found):
             # a second wrapper call per request is measurable under load.
@@ -213,13 +218,17 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
 require_auth: RequireAuth = build_require_auth(SanicAdapter(), wrap=_wrap)
 
 
-async def _check_before_upgrade(request: sanic.Request) -> HTTPResponse | None:
-    """Request middleware: a guarded websocket route is checked before the handshake."""
-    route = request.route
-    handler = route.handler if route is not None else None
+def _websocket_guard(handler: Any) -> Guard[Any] | None:
+    """The guard of a guarded websocket route's handler (Sanic's upgrade partial), if any."""
     if not getattr(handler, "is_websocket", False) or not isinstance(handler, functools.partial):
         return None
-    guard = guard_of(handler.args[0]) if handler.args else None
+    return guard_of(handler.args[0]) if handler.args else None
+
+
+async def _check_before_upgrade(request: sanic.Request) -> HTTPResponse | None:
+    """Route middleware of guarded websocket routes: the check runs before the handshake."""
+    route = request.route
+    guard = _websocket_guard(route.handler) if route is not None else None
     if guard is None:
         return None
     try:
@@ -231,6 +240,24 @@ async def _check_before_upgrade(request: sanic.Request) -> HTTPResponse | None:
     guard.adapter.store(request, session)
     setattr(request.ctx, _PASSED, guard)
     return None
+
+
+def _narrow_upgrade_check(app: sanic.Sanic[Any, Any]) -> None:
+    """Move the pre-upgrade check from every route to the guarded websocket routes.
+
+    App-wide request middleware costs every HTTP request of the app a call and
+    Sanic's two middleware signal dispatches. Once the routes are known (at
+    server start, after Sanic has finalized them), the check becomes route
+    middleware of the guarded websocket routes only, and Sanic's per-route
+    middleware is finalized again. Repeatable: Sanic keeps one registration per
+    route, and its test clients restart the server for each request.
+    """
+    for middleware in [m for m in app.request_middleware if m.func is _check_before_upgrade]:
+        app.request_middleware.remove(middleware)
+    websockets = [route.name for route in app.router.routes if _websocket_guard(route.handler) is not None]
+    if websockets:
+        app.register_named_middleware(_check_before_upgrade, websockets, "request")
+    app.finalize_middleware()
 
 
 def _deny_over_asgi(transport: MockTransport, reason: str) -> None:
@@ -303,6 +330,8 @@ class ClerkGuard:
         if self.auth is None:
             self.auth = auth_from_config(app.config)
         setattr(app.ctx, EXTENSION_KEY, self)
+        # App-wide until the server starts (see _start): a client that never runs
+        # the listeners (Sanic's ASGI test client for websockets) still gets the check.
         app.register_middleware(_check_before_upgrade, "request")
         app.register_listener(self._start, "before_server_start")
         app.register_listener(self._stop, "after_server_stop")
@@ -319,6 +348,7 @@ class ClerkGuard:
                     f"{what}: Sanic registered the bare handler, so the route would be "
                     f"unguarded. Put {fix} below @app.get(...)."
                 )
+        _narrow_upgrade_check(app)
         # Keys before the first request (bounded by http_timeout; a failure is
         # retried lazily). Finishing the fetch here also means a server stopped
         # right after start can't cancel it mid-flight. Later starts find the

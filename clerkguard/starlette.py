@@ -71,6 +71,7 @@ from .adapters import (
     Preflight,
     RequireAuth,
     _misordered_message,
+    asgi_header_values,
     build_require_auth,
     guard_of,
     is_async_callable,
@@ -171,10 +172,26 @@ async def auth_exception_handler(connection: HTTPConnection, exc: Exception) -> 
 
 
 # -- the adapter -------------------------------------------------------------------------------
+#: The app whose state was looked up last, and that state. An app keeps its state
+#: for life (``init_app`` refuses a second one), so most requests find it here
+#: instead of going through ``State.__getattr__`` (about half a microsecond).
+_last_state: tuple[weakref.ref[Any], _AppState] | None = None
+
+
 def _app_state(connection: HTTPConnection) -> _AppState | None:
+    global _last_state
     app = connection.scope.get("app")
+    last = _last_state
+    if last is not None and app is not None and last[0]() is app:
+        return last[1]
     state = getattr(getattr(app, "state", None), STATE_ATTRIBUTE, None)
-    return state if isinstance(state, _AppState) else None
+    if not isinstance(state, _AppState):
+        return None
+    try:
+        _last_state = (weakref.ref(app), state)
+    except TypeError:  # an app that can't be weakly referenced: no memo
+        pass
+    return state
 
 
 class StarletteAdapter(Adapter[HTTPConnection]):
@@ -190,10 +207,7 @@ class StarletteAdapter(Adapter[HTTPConnection]):
         Read from the raw ASGI ``scope["headers"]`` (names are lower case by
         the ASGI spec): ``request.headers`` would build a multidict per request.
         """
-        wanted = name.encode("latin-1")
-        return [
-            bytes(value).decode("latin-1") for key, value in request.scope.get("headers", ()) if key == wanted
-        ]
+        return asgi_header_values(request.scope, name)
 
     def header(self, request: HTTPConnection, name: str) -> str | None:
         """The first value of a request header (case-insensitive), or ``None``."""
@@ -220,7 +234,10 @@ class StarletteAdapter(Adapter[HTTPConnection]):
 
         A function endpoint gets it first, an ``HTTPEndpoint`` method after ``self``.
         """
-        for value in (*args, *kwargs.values()):
+        for value in args:
+            if isinstance(value, HTTPConnection):
+                return value
+        for value in kwargs.values():
             if isinstance(value, HTTPConnection):
                 return value
         raise TypeError("require_auth: the endpoint was called without a Starlette request or websocket")
@@ -325,7 +342,9 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             request = adapter.find_request(args, kwargs)
             try:
-                session = await guard.acheck(request)
+                session = guard.cached(request)  # the common request, without awaiting
+                if session is None:
+                    session = await guard.acheck(request)
             except AuthError as error:
                 if isinstance(request, WebSocket):
                     await deny_websocket(request, error)
@@ -345,7 +364,9 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
         # here blocks a worker thread, never the event loop.
         request = adapter.find_request(args, kwargs)
         try:
-            session = guard.check(request)
+            session = guard.cached(request)  # the common request, decided at once
+            if session is None:
+                session = guard.check(request)
         except AuthError as error:
             return adapter.reject(request, error)
         except Preflight:

@@ -136,3 +136,32 @@ def test_load_benchmark_smoke_run_serves_both_routes_under_real_servers() -> Non
     row = _row(lag, "litestar")
     assert row[-4:-1] == ["1", "200", "<=1"], row  # the new kid made exactly one refetch, answered 200
     assert not any(line.startswith("flask") for line in lag)  # a sync server has no event loop
+
+
+def test_load_benchmark_serves_every_added_framework_under_its_real_server() -> None:
+    # Starlette and FastAPI on uvicorn, Django on gunicorn and on uvicorn, Litestar with
+    # handlers that take `request`: each app answers 200/200/401 (load.py checks it before
+    # timing), every request of the runs answers 200, one JWKS fetch per server.
+    frameworks = ("starlette", "fastapi", "django", "django-asgi", "litestar-request")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "load.py"),
+            *("--loader", "python", "--frameworks", ",".join(frameworks), "--cases", "repeated,cold"),
+            *("--duration", "0.2", "--rounds", "1", "--tokens", "3", "--cold-concurrency", "2"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    throughput = _section(lines, "throughput:")
+    cold = _section(lines, "cold start:")
+    for framework in frameworks:
+        row = _row(throughput, framework, "repeated")
+        assert row[-1] in ("PASS", "MISS"), row  # not INVALID, not ERROR
+        row = _row(cold, framework)
+        assert row[2] == "1", row
+        assert row[-1] == "200x2", row

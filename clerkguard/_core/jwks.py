@@ -25,10 +25,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-
-from joserfc.jwk import RSAKey
+from typing import TYPE_CHECKING
 
 from .keys import KeySet
+
+if TYPE_CHECKING:
+    from joserfc.jwk import RSAKey
 
 __all__ = ["Decision", "JWKSPolicy", "JWKSState", "Step"]
 

@@ -13,11 +13,12 @@ import binascii
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-from joserfc.jwk import RSAKey
+from typing import TYPE_CHECKING, Any
 
 from .jsonstrict import StrictJSONError, loads_object
+
+if TYPE_CHECKING:
+    from joserfc.jwk import RSAKey
 
 __all__ = ["KeySet", "SkippedKey", "parse_jwks", "key_from_pem", "MAX_JWKS_BYTES"]
 
@@ -103,6 +104,8 @@ def _validate_rsa(jwk: Mapping[str, Any]) -> RSAKey:
     if e < 3 or e % 2 == 0 or e.bit_length() > 32:
         raise ValueError("unsafe public exponent")
     public = {"kty": "RSA", "n": jwk["n"], "e": jwk["e"]}
+    from joserfc.jwk import RSAKey  # with the first key, not at `import clerkguard`
+
     key: RSAKey = RSAKey.import_key(public)
     return key
 
@@ -164,6 +167,8 @@ def key_from_pem(pem: str) -> RSAKey:
     Raises:
         ValueError: when ``pem`` is not an RSA public key of a sane size.
     """
+    from joserfc.jwk import RSAKey  # with the first key, not at `import clerkguard`
+
     text = pem.strip().replace("\\n", "\n")
     if "PRIVATE KEY" in text:
         raise ValueError("a private key was given where the public key belongs")

@@ -11,14 +11,13 @@ import binascii
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
-from joserfc.jwk import RSAKey
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NotAuthenticated
 from .jsonstrict import StrictJSONError, loads_object
+
+if TYPE_CHECKING:
+    from joserfc.jwk import RSAKey
 
 __all__ = [
     "HEADER_M2M",
@@ -70,8 +69,21 @@ _URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 _CANONICAL_LAST = {2: "AQgw", 3: "AEIMQUYcgkosw048"}
 # RS256 = RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 section 3.3). Both objects
 # are stateless, so one instance of each serves every call and thread.
-_PKCS1V15 = padding.PKCS1v15()
-_SHA256 = hashes.SHA256()
+#: (PKCS1v15(), SHA256()), shared by every verification; built by the first one
+#: (a key exists by then), so that `import clerkguard` doesn't load cryptography.
+_RS256: tuple[Any, Any] | None = None
+
+
+def _rs256() -> tuple[Any, Any]:
+    global _RS256
+    if _RS256 is None:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        _RS256 = (padding.PKCS1v15(), hashes.SHA256())
+    return _RS256
+
+
 # Headers this library understands; anything else not listed is ignored,
 # except `crit`, which RFC 7515 section 4.1.11 says must be understood.
 _HEADER_CACHE_SIZE = 256
@@ -195,9 +207,10 @@ def parse_token(token: object, headers: HeaderCache) -> ParsedToken:
 
 def verify_signature(parsed: ParsedToken, key: RSAKey) -> bool:
     """RS256 signature check: what joserfc's RS256 does, without its per-call allocations."""
+    pkcs1v15, sha256 = _RS256 or _rs256()
     try:
         # get_op_key enforces the JWK's key_ops, as joserfc's algorithm does.
-        key.get_op_key("verify").verify(parsed.signature, parsed.signing_input, _PKCS1V15, _SHA256)
+        key.get_op_key("verify").verify(parsed.signature, parsed.signing_input, pkcs1v15, sha256)
     except Exception:  # InvalidSignature; a wrong-length signature may raise otherwise
         return False
     return True
