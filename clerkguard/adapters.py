@@ -592,6 +592,8 @@ class Guard(Generic[RequestT]):
             found = auth._cached(value[7:].strip(), self.options.accepts_token)
         except AuthError:  # a kind this guard does not accept: check/acheck refuse (and log) it
             return None
+        if found is not None and not auth._settled(found):
+            return None  # the organization restriction needs a lookup: check/acheck decide
         # A route with accepts_token= machine kinds hands over a MachineCredential
         # (same has()/token_type surface); framework surfaces are still typed Session.
         return found  # type: ignore[return-value]
@@ -801,7 +803,7 @@ class Guard(Generic[RequestT]):
             # A repeated token straight from the verified-token cache (what averify does
             # first), without creating and awaiting a coroutine.
             session = auth._cached(token, accepts)
-            if session is None:
+            if session is None or not auth._settled(session):
                 session = await auth.averify(token, accepts_token=accepts)
             if source == "cookie":
                 if not isinstance(session, Session):  # cookies carry session tokens only

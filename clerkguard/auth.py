@@ -330,6 +330,16 @@ class ClerkAuth:
             raise _not_accepted(result.token_type)
         return result
 
+    def _settled(self, credential: Session | MachineCredential) -> bool:
+        """Whether a verified credential needs no organization lookup: no
+        restriction, or a session whose active organization (v1/v2 claims) is the
+        one required. Every path that returns a cached credential without
+        `verify`/`averify` (the guards' no-await shortcut) must ask this first."""
+        rule = self.organization
+        return rule is None or (
+            type(credential) is Session and credential._org_fields()[rule.field] == rule.value
+        )
+
     def _remember(
         self, token: str, result: Session | MachineCredential, claims: dict[str, Any], generation: int
     ) -> None:
@@ -432,10 +442,7 @@ class ClerkAuth:
         if type(token) is str:
             cached = self._cached(token, accepted)
             if cached is not None:
-                rule = self.organization
-                if rule is None or (
-                    type(cached) is Session and cached._org_fields()[rule.field] == rule.value
-                ):
+                if self._settled(cached):
                     return cached
                 return self._in_organization_sync(cached)
             opaque = _opaque_kind(token)
@@ -478,10 +485,7 @@ class ClerkAuth:
         if type(token) is str:
             cached = self._cached(token, accepted)
             if cached is not None:
-                rule = self.organization
-                if rule is None or (
-                    type(cached) is Session and cached._org_fields()[rule.field] == rule.value
-                ):
+                if self._settled(cached):
                     return cached
                 return await self._in_organization_async(cached)
             opaque = _opaque_kind(token)

@@ -77,3 +77,15 @@ def test_an_authorize_callback_that_fetches_the_user(issuer: LocalIssuer, client
     # A user deleted since sign-in: the callback's 401 reaches the client as a 401.
     gone = _get(client, "/reports", issuer.mint(user_id="user_2gonegonegonegonegonegone0", org_id=ORG_ID))
     assert (gone.status_code, gone.get_json()["reason"]) == (401, "user-not-found")
+
+
+def test_a_repeated_token_is_refused_every_time(issuer: LocalIssuer, client: Any) -> None:
+    # The second request is served from the verified-token cache (the guards'
+    # no-await shortcut): the organization restriction must still decide it.
+    token = issuer.mint(user_id=OUTSIDER, org_id="org_2elsewhereelsewhereelsew")
+    for _ in range(3):
+        refused = _get(client, "/orders", token)
+        assert (refused.status_code, refused.get_json()["reason"]) == (403, "organization-mismatch")
+    member = issuer.mint(user_id=MEMBER)
+    for _ in range(3):
+        assert _get(client, "/orders", member).status_code == 200
