@@ -26,8 +26,9 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from ._backend import BackendUnavailable
@@ -82,6 +83,7 @@ _NOT_FOUND = _NotFound()
 _UserOutcome = User | _NotFound | _Unavailable
 _MemberOutcome = bool | _NotFound | _Unavailable
 _SlugOutcome = str | _NotFound | _Unavailable
+_T = TypeVar("_T")
 #: Largest organization object read.
 MAX_ORGANIZATION_BYTES = 64 * 1024
 
@@ -210,6 +212,53 @@ class UserDirectory:
         self._warn(what, outcome.log)
         return BackendUnavailable()
 
+    # -- one object: cache, then one shared request ------------------------------------
+    def _one_sync(
+        self,
+        flight: SingleFlight[str, _T],
+        key: str,
+        request: Callable[[], HTTPRequest | _Unavailable],
+        judge: Callable[[HTTPResponse], _T],
+    ) -> _T:
+        """The cached outcome of ``key``, else one request shared by every thread and task."""
+        outcome = self._lookup(key)
+        if outcome is not None:
+            return outcome  # type: ignore[no-any-return]
+
+        def operation(control: FetchControl) -> _T:
+            prepared = request()
+            if isinstance(prepared, _Unavailable):
+                return prepared  # type: ignore[return-value]  # every _T admits _Unavailable
+            try:
+                return judge(request_sync(prepared, control, self._transport))
+            except FetchError as exc:
+                return self._failed(exc)  # type: ignore[return-value]
+
+        return flight.run_sync(key, operation)
+
+    async def _one_async(
+        self,
+        flight: SingleFlight[str, _T],
+        key: str,
+        request: Callable[[], HTTPRequest | _Unavailable],
+        judge: Callable[[HTTPResponse], _T],
+    ) -> _T:
+        """`_one_sync` from a coroutine."""
+        outcome = self._lookup(key)
+        if outcome is not None:
+            return outcome  # type: ignore[no-any-return]
+
+        async def operation() -> _T:
+            prepared = request()
+            if isinstance(prepared, _Unavailable):
+                return prepared  # type: ignore[return-value]
+            try:
+                return judge(await request_async(prepared, self.timeout, self._transport))
+            except FetchError as exc:
+                return self._failed(exc)  # type: ignore[return-value]
+
+        return await flight.run_async(key, operation)
+
     # -- users ------------------------------------------------------------------------
     def _user_outcome(self, user_id: str, outcome: _UserOutcome) -> User:
         if isinstance(outcome, User):
@@ -226,39 +275,17 @@ class UserDirectory:
     def user_sync(self, user_id: str) -> User:
         """The user ``user_id`` (a valid id), from the cache or one request."""
         key = "u:" + user_id
-        outcome = self._lookup(key)
-        if outcome is None:
-
-            def operation(control: FetchControl) -> _UserOutcome:
-                request = self._get("/v1/users/" + user_id, None, MAX_USER_BYTES)
-                if isinstance(request, _Unavailable):
-                    return request
-                try:
-                    response = request_sync(request, control, self._transport)
-                except FetchError as exc:
-                    return self._failed(exc)
-                return self._land_user(key, self._user(response))
-
-            outcome = self._users.run_sync(key, operation)
+        request = lambda: self._get("/v1/users/" + user_id, None, MAX_USER_BYTES)  # noqa: E731
+        outcome = self._one_sync(self._users, key, request, lambda r: self._land_user(key, self._user(r)))
         return self._user_outcome(user_id, outcome)
 
     async def user_async(self, user_id: str) -> User:
         """`user_sync` from a coroutine; never blocks the loop."""
         key = "u:" + user_id
-        outcome = self._lookup(key)
-        if outcome is None:
-
-            async def operation() -> _UserOutcome:
-                request = self._get("/v1/users/" + user_id, None, MAX_USER_BYTES)
-                if isinstance(request, _Unavailable):
-                    return request
-                try:
-                    response = await request_async(request, self.timeout, self._transport)
-                except FetchError as exc:
-                    return self._failed(exc)
-                return self._land_user(key, self._user(response))
-
-            outcome = await self._users.run_async(key, operation)
+        request = lambda: self._get("/v1/users/" + user_id, None, MAX_USER_BYTES)  # noqa: E731
+        outcome = await self._one_async(
+            self._users, key, request, lambda r: self._land_user(key, self._user(r))
+        )
         return self._user_outcome(user_id, outcome)
 
     # -- memberships ------------------------------------------------------------------
@@ -356,46 +383,24 @@ class UserDirectory:
             return None
         raise self._unavailable("/v1/organizations/{organization_id}", outcome)
 
+    def _land_slug(self, key: str, outcome: _SlugOutcome) -> _SlugOutcome:
+        self._store(key, outcome, 256)
+        return outcome
+
     def slug_sync(self, org_id: str) -> str | None:
         """The slug of organization ``org_id`` (``None``: no such organization); cached."""
         key = "o:" + org_id
-        outcome = self._lookup(key)
-        if outcome is None:
-
-            def operation(control: FetchControl) -> _SlugOutcome:
-                request = self._get("/v1/organizations/" + org_id, None, MAX_ORGANIZATION_BYTES)
-                if isinstance(request, _Unavailable):
-                    return request
-                try:
-                    response = request_sync(request, control, self._transport)
-                except FetchError as exc:
-                    return self._failed(exc)
-                judged = self._slug(response)
-                self._store(key, judged, 256)
-                return judged
-
-            outcome = self._slugs.run_sync(key, operation)
+        request = lambda: self._get("/v1/organizations/" + org_id, None, MAX_ORGANIZATION_BYTES)  # noqa: E731
+        outcome = self._one_sync(self._slugs, key, request, lambda r: self._land_slug(key, self._slug(r)))
         return self._slug_outcome(outcome)
 
     async def slug_async(self, org_id: str) -> str | None:
         """`slug_sync` from a coroutine; never blocks the loop."""
         key = "o:" + org_id
-        outcome = self._lookup(key)
-        if outcome is None:
-
-            async def operation() -> _SlugOutcome:
-                request = self._get("/v1/organizations/" + org_id, None, MAX_ORGANIZATION_BYTES)
-                if isinstance(request, _Unavailable):
-                    return request
-                try:
-                    response = await request_async(request, self.timeout, self._transport)
-                except FetchError as exc:
-                    return self._failed(exc)
-                judged = self._slug(response)
-                self._store(key, judged, 256)
-                return judged
-
-            outcome = await self._slugs.run_async(key, operation)
+        request = lambda: self._get("/v1/organizations/" + org_id, None, MAX_ORGANIZATION_BYTES)  # noqa: E731
+        outcome = await self._one_async(
+            self._slugs, key, request, lambda r: self._land_slug(key, self._slug(r))
+        )
         return self._slug_outcome(outcome)
 
     def close(self) -> None:
