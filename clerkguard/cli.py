@@ -42,6 +42,7 @@ from types import FrameType
 from typing import IO, Any, NoReturn
 
 from . import __version__
+from ._frozen import thaw
 from .config import DEFAULT_API_URL, ENV_VARS, env_value, safe_url
 from .errors import AuthError, ConfigurationError
 
@@ -177,15 +178,6 @@ def _humanise(claim: str, value: object, now: float) -> dict[str, str] | None:
         return None
 
 
-def _thaw(value: Any) -> Any:
-    """Session claims are frozen (mappingproxy, tuples); JSON wants dicts and lists."""
-    if isinstance(value, Mapping):
-        return {str(k): _thaw(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_thaw(v) for v in value]
-    return value
-
-
 def _table(rows: Sequence[tuple[str, str]], indent: str = "  ") -> str:
     if not rows:
         return f"{indent}(none)"
@@ -293,8 +285,8 @@ def _session_fields(session: Any) -> dict[str, Any]:
         "org_permissions": list(session.org_permissions),
         "features": list(session.features),
         "plans": list(session.plans),
-        "actor": _thaw(session.actor),
-        "factor_verification_age": _thaw(session.factor_verification_age),
+        "actor": thaw(session.actor),
+        "factor_verification_age": thaw(session.factor_verification_age),
         "issuer": session.issuer,
         "authorized_party": session.authorized_party,
         "issued_at": session.issued_at,
@@ -312,7 +304,7 @@ def _credential_fields(credential: Any) -> dict[str, Any]:
         "scopes": list(credential.scopes),
         "name": credential.name,
         "client_id": credential.client_id,
-        "claims": _thaw(credential.claims),
+        "claims": thaw(credential.claims),
         "issued_at": credential.issued_at,
         "expires_at": credential.expires_at,
     }
@@ -366,7 +358,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         return _print_credential(args, result, auth)
     fields = _session_fields(result)
     if args.json:
-        body = {"valid": True, "kind": "session_token", "session": fields, "claims": _thaw(result.claims)}
+        body = {"valid": True, "kind": "session_token", "session": fields, "claims": thaw(result.claims)}
         _out(json.dumps(body, indent=2))
         return EXIT_OK
     now = time.time()
@@ -391,7 +383,7 @@ def _print_credential(args: argparse.Namespace, credential: Any, auth: Any) -> i
     fields = _credential_fields(credential)
     if args.json:
         body = {"valid": True, "kind": credential.token_type, "credential": fields}
-        body["raw"] = _thaw(credential.raw)
+        body["raw"] = thaw(credential.raw)
         _out(json.dumps(body, indent=2))
         return EXIT_OK
     if credential.format == "jwt":

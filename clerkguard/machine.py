@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Final, Literal, TypeAlias
 
+from ._frozen import EMPTY, freeze, thaw
 from .errors import ConfigurationError
 from .session import Session
 
@@ -102,25 +103,6 @@ def accepted_kinds(accepts_token: object) -> frozenset[TokenType]:
     if not kinds:
         raise ConfigurationError("accepts_token: name at least one kind")
     return frozenset(kinds)
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, dict):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
-
-
-def _thaw(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _thaw(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_thaw(v) for v in value]
-    return value
 
 
 #: JWT claims that are mapped onto fields (Clerk's ``M2M_RESERVED_JWT_CLAIMS``);
@@ -224,8 +206,8 @@ class MachineCredential:
         set_(self, "issued_at", issued_at)
         set_(self, "format", format)
         # Copied now (the caller keeps its dicts), frozen on first read.
-        set_(self, "_claims_src", _thaw(claims) if claims else None)
-        set_(self, "_raw_src", _thaw(raw) if raw else None)
+        set_(self, "_claims_src", thaw(claims) if claims else None)
+        set_(self, "_raw_src", thaw(raw) if raw else None)
         set_(self, "_claims", None)
         set_(self, "_raw", None)
 
@@ -266,7 +248,7 @@ class MachineCredential:
         """Custom claims attached at creation, frozen (empty when none)."""
         frozen = self._claims
         if frozen is None:
-            frozen = _freeze(self._claims_src) if self._claims_src else _EMPTY
+            frozen = freeze(self._claims_src) if self._claims_src else EMPTY
             object.__setattr__(self, "_claims", frozen)
         return frozen
 
@@ -275,7 +257,7 @@ class MachineCredential:
         """The verified JWT payload or Backend API answer, frozen."""
         frozen = self._raw
         if frozen is None:
-            frozen = _freeze(self._raw_src) if self._raw_src else _EMPTY
+            frozen = freeze(self._raw_src) if self._raw_src else EMPTY
             object.__setattr__(self, "_raw", frozen)
         return frozen
 

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal, TypedDict
 
+from ._frozen import freeze, thaw
+
 __all__ = ["REVERIFICATION_PRESETS", "Reverification", "Session", "decode_org_permissions"]
 
 
@@ -133,18 +135,6 @@ def _with_org_prefix(value: str) -> str:
     return f"org:{value}"
 
 
-# JSON scalars: frozen already, so _freeze skips the call for them (most claims).
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, dict):
-        return MappingProxyType({k: v if type(v) in _SCALARS else _freeze(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return tuple(v if type(v) in _SCALARS else _freeze(v) for v in value)
-    return value
-
-
 # Every refresh of one user's session carries the same fea/pla/o strings, so
 # what is derived from them is remembered. The values are pure functions of
 # those strings (shared safely by every instance and thread); bounded, and
@@ -180,15 +170,6 @@ def _csv_entries(claim: object) -> tuple[str, ...]:
     if found is not None:
         return found
     return _remember_derived(key, tuple(_split_csv(claim)))
-
-
-def _thaw_copy(value: Any) -> Any:
-    """A deep, plain (dict/list) copy of JSON-like ``value``."""
-    if isinstance(value, Mapping):
-        return {k: v if type(v) in _SCALARS else _thaw_copy(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [v if type(v) in _SCALARS else _thaw_copy(v) for v in value]
-    return value
 
 
 _OrgFields = tuple[str | None, str | None, str | None, tuple[str, ...]]
@@ -295,7 +276,7 @@ class Session:
         The claims are copied (deeply): later changes to ``claims`` do not
         reach the session.
         """
-        return cls._own(_thaw_copy(claims))
+        return cls._own(thaw(claims))
 
     def __setattr__(self, name: str, value: object) -> None:
         raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
@@ -320,7 +301,7 @@ class Session:
         """Every claim, read-only all the way down."""
         frozen = self._claims
         if frozen is None:
-            frozen = _freeze(self._raw)
+            frozen = freeze(self._raw)
             object.__setattr__(self, "_claims", frozen)
         return frozen
 

@@ -11,18 +11,11 @@ of an unexpected type reads as ``None`` (or empty), the answer itself is kept.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any
 
+from ._frozen import EMPTY, freeze
+
 __all__ = ["User"]
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, dict):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
 
 
 def _text(data: Mapping[str, Any], name: str) -> str | None:
@@ -36,9 +29,6 @@ def _seconds(data: Mapping[str, Any], name: str) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return value / 1000
     return None
-
-
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 class User:
@@ -123,13 +113,13 @@ class User:
         )
         set_(self, "primary_phone_number", phones[0])
         metadata = data.get("public_metadata")
-        set_(self, "public_metadata", _freeze(metadata) if isinstance(metadata, dict) else _EMPTY)
+        set_(self, "public_metadata", freeze(metadata) if isinstance(metadata, dict) else EMPTY)
         set_(self, "banned", data.get("banned") is True)
         set_(self, "locked", data.get("locked") is True)
         set_(self, "created_at", _seconds(data, "created_at"))
         set_(self, "updated_at", _seconds(data, "updated_at"))
         set_(self, "last_sign_in_at", _seconds(data, "last_sign_in_at"))
-        set_(self, "raw", _freeze(dict(data)))
+        set_(self, "raw", freeze(dict(data)))
 
     @property
     def full_name(self) -> str | None:

@@ -55,6 +55,7 @@ from types import MappingProxyType
 from typing import Any, TypeAlias, Union
 
 from ._core.jsonstrict import StrictJSONError, loads_object
+from ._frozen import freeze
 from ._webhook_guard import RequireWebhook, WebhookGuard, WebhookKwargs, build_require_webhook
 from .errors import ConfigurationError, WebhookError
 
@@ -109,14 +110,6 @@ _SECRET_SPLIT = re.compile(r"[\s,]+")
 Dedupe = Callable[[str], Any]
 
 HeadersLike: TypeAlias = Union[Mapping[str, str], Iterable[tuple[str, str]]]  # noqa: UP007 - a runtime alias on 3.10
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, dict):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
-    if isinstance(value, list):
-        return tuple(_freeze(v) for v in value)
-    return value
 
 
 @dataclass(frozen=True, repr=False)
@@ -346,7 +339,7 @@ def _event(msg_id: str, timestamp: int, body: bytes) -> WebhookEvent:
         id=msg_id,
         type=kind,
         timestamp=timestamp,
-        data=_freeze(data),
+        data=freeze(data),
         object=optional["object"],
         instance_id=optional["instance_id"],
         event_timestamp=optional["timestamp"],
