@@ -234,7 +234,13 @@ def asgi_header_values(scope: Mapping[str, Any], name: str) -> list[str]:
     case-insensitively.
     """
     wanted = _ASGI_NAMES.get(name) or name.lower().encode("latin-1")
-    return [bytes(value).decode("latin-1") for key, value in scope.get("headers", ()) if key == wanted]
+    # A plain loop (no comprehension frame) and no copy of values that are
+    # already bytes: this runs on every guarded request.
+    found: list[str] = []
+    for key, value in scope.get("headers", ()):
+        if key == wanted:
+            found.append((value if type(value) is bytes else bytes(value)).decode("latin-1"))
+    return found
 
 
 class Adapter(Generic[RequestT]):
@@ -577,19 +583,18 @@ class Guard(Generic[RequestT]):
         if not self._quick:
             return None
         adapter = self.adapter
-        if adapter.method(request) == "OPTIONS":
-            return None
         values = adapter.header_values(request, "authorization")
         if len(values) != 1:
             return None
         value = values[0]
-        if value[:7] != "Bearer " or "," in value:
+        if not value.startswith("Bearer ") or "," in value or adapter.method(request) == "OPTIONS":
             return None
-        auth = self.options.auth or adapter.auth_for(request)
+        options = self.options
+        auth = options.auth or adapter.auth_for(request)
         if auth.authorize is not None:
             return None
         try:
-            found = auth._cached(value[7:].strip(), self.options.accepts_token)
+            found = auth._cached(value[7:].strip(), options.accepts_token)
         except AuthError:  # a kind this guard does not accept: check/acheck refuse (and log) it
             return None
         if found is not None and not auth._settled(found):

@@ -234,6 +234,8 @@ class StarletteAdapter(Adapter[HTTPConnection]):
 
         A function endpoint gets it first, an ``HTTPEndpoint`` method after ``self``.
         """
+        if args and type(args[0]) is Request:  # the common case, without the ABC isinstance
+            return args[0]
         for value in args:
             if isinstance(value, HTTPConnection):
                 return value
