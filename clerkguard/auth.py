@@ -300,6 +300,10 @@ class ClerkAuth:
         """Users and organization memberships from the Backend API (`user`, the organization rule)."""
         self.organization: OrganizationRule | None = org_rule
         """The ``organization_id``/``organization_slug`` restriction, or ``None``."""
+        self._bearer_lines: dict[str, tuple[str, str]] = {}
+        """The guards' index of ``Authorization`` lines that carried a verified token:
+        line tail -> (whole line, token); see `Guard.cached`. Only a hint: the
+        token is still looked up (and every entry check run) in ``_cache``."""
         self.keyring = Keyring(
             url=resolved_uri,
             headers=headers,
