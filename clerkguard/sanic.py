@@ -35,6 +35,7 @@ except ImportError as exc:  # tested by hiding sanic from sys.modules
     raise MissingDependencyError("sanic", "sanic") from exc
 
 import functools
+import inspect
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -177,6 +178,9 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
     """
     _remember(handler)  # for the decorator-order check, as the core's default wrapper does
     adapter = guard.adapter
+    # A coroutine function is awaited directly: what the default call_async does for
+    # it, without its isawaitable test on every request.
+    coroutine = inspect.iscoroutinefunction(handler) and type(adapter).call_async is Adapter.call_async
 
     @functools.wraps(handler)
     async def sanic_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -185,6 +189,8 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
         session = guard.cached(request)
         if session is not None:
             adapter.store(request, session)
+            if coroutine:
+                return await handler(*args, **kwargs)
             return await adapter.call_async(handler, args, kwargs)
         if not adapter.is_websocket(request):
             # The core's default wrapper, inline (the request is already found):
