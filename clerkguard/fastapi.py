@@ -161,7 +161,8 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
     The guard needs the connection: FastAPI fills a parameter annotated
     ``HTTPConnection`` for HTTP and websocket routes alike, outside the
     OpenAPI parameters, at almost no cost (a dependency would cost ~9 µs per
-    request). The endpoint's own such parameter is used, else one is added.
+    request). The endpoint's own such parameter (annotated ``HTTPConnection``,
+    ``Request`` or ``WebSocket``) is used, else one is added.
     """
     if inspect.isclass(handler) or isinstance(handler, SecurityBase):
         raise TypeError("@require_auth decorates endpoint functions; for dependencies use requires_auth()")
@@ -169,8 +170,13 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
     signature = inspect.signature(handler)
     typed = _typed_parameters(handler)
     websocket = any(inspect.isclass(p.annotation) and issubclass(p.annotation, WebSocket) for p in typed)
-    # FastAPI fills one HTTPConnection parameter per endpoint: reuse the endpoint's own.
-    own = next((p.name for p in typed if p.annotation is HTTPConnection), None)
+    # FastAPI fills a parameter annotated with the connection class (HTTPConnection,
+    # Request, WebSocket or a subclass): reuse the endpoint's own, so the endpoint
+    # pays nothing for one more parameter.
+    wanted = WebSocket if websocket else HTTPConnection
+    own = next(
+        (p.name for p in typed if inspect.isclass(p.annotation) and issubclass(p.annotation, wanted)), None
+    )
     injected = own is None
     key = own or CONNECTION_PARAMETER
     if injected:

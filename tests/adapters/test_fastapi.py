@@ -252,6 +252,25 @@ def test_endpoint_with_its_own_http_connection_parameter(clerk_auth: ClerkAuth, 
         assert_error(client.get("/conn"), 401, "token-missing")
 
 
+def test_endpoint_with_its_own_request_parameter_gets_nothing_added(
+    clerk_auth: ClerkAuth, clerk_token: Mint
+) -> None:
+    app = FastAPI()
+    ClerkGuard(app, clerk_auth)
+
+    @app.get("/req/{item}")
+    @require_auth
+    async def req(item: int, request: Request) -> dict[str, Any]:
+        return {"user_id": request.auth.user_id, "item": item}
+
+    assert list(inspect.signature(req).parameters) == ["item", "request"]  # reused, nothing added
+    with TestClient(app) as client:
+        answer = client.get("/req/7", headers=bearer(clerk_token(user_id="user_r")))
+        assert answer.json() == {"user_id": "user_r", "item": 7}
+        assert_error(client.get("/req/7"), 401, "token-missing")
+        assert_error(client.get("/req/7", headers=bearer("x.y.z")), 401, "token-malformed")
+
+
 def test_misordered_route_added_after_init_is_refused_at_startup_and_first_request(
     clerk_auth: ClerkAuth,
 ) -> None:
