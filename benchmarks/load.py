@@ -784,7 +784,9 @@ def _work_dir() -> Iterator[Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the tables; see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="1 s runs, 1 round (~1 min instead of ~4)")
+    parser.add_argument(
+        "--quick", action="store_true", help="1 s runs, 2 rounds (~4 min in all, ~10 min without)"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--frameworks", help="comma list (default: every installed one)")
     parser.add_argument("--cases", type=_cases, default=["repeated", "rotating", "cold", "lag"],
