@@ -2,20 +2,29 @@
 
 Run ``make bench-load`` (or ``python benchmarks/load.py``; ``--quick`` for a
 short pass). For every framework in :data:`FRAMEWORKS` whose modules are
-installed, the app of ``benchmarks/load_apps.py`` (``GET /open`` and
-``GET /guarded``, identical handlers returning ``{"ok": true}``, the second
-under a plain ``@require_auth``) is started under its real server on loopback
-and measured with ``wrk`` (1 thread, 16 connections):
+installed, the app of ``benchmarks/load_apps.py`` (identical handlers
+returning ``{"ok": true}``, the guarded ones under a plain ``@require_auth``,
+registered as ``/open``, ``/guarded``, ``/guarded-2``, ``/open-2``) is started
+under its real server on loopback and measured with ``wrk`` (1 thread, 16
+connections):
 
 * **repeated**: every request carries the same valid token (served from the
   verified-token cache after the first request);
 * **rotating**: requests cycle through a few hundred distinct valid tokens
   (a ``wrk`` Lua script; each is verified once, then cached).
 
-Both routes receive the same ``Authorization`` header, so parsing it is the
-framework's cost either way. Each case runs a warm-up of both routes, then
-interleaved rounds (open/guarded, then guarded/open, ...); the table shows the
-median requests per second of each route and the median of the per-round
+Every run receives the same ``Authorization`` header, so parsing it is the
+framework's cost either way. Routers that try routes in order (Starlette,
+FastAPI, Django) charge each route one failed match per route registered
+before it, so a round runs all four paths: the open route at positions 1 and 4,
+the guarded one at 2 and 3, equal sums, in the order ``/open``, ``/guarded``,
+``/guarded-2``, ``/open-2`` (even rounds) or ``/guarded``, ``/open``,
+``/open-2``, ``/guarded-2`` (odd rounds): each kind's two runs are centred on
+the same instant of the round, so a steady drift of the machine cancels too.
+A kind's round figures pool its two runs: requests per second is their mean,
+server CPU per request their total CPU over their total requests. Each case
+runs a warm-up of all four paths first; the table shows the median over
+rounds of each kind's requests per second and the median of the per-round
 guarded/open ratios (the target is 0.95).
 
 Then, on a freshly started server:
@@ -60,6 +69,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from load_apps import GUARDED_PATHS, OPEN_PATHS
 
 from clerkguard.testing import LocalIssuer
 
@@ -298,6 +309,16 @@ class Run:
         """Server CPU µs per request."""
         return self.cpu_seconds / self.requests * 1e6 if self.requests else math.nan
 
+    @classmethod
+    def pooled(cls, runs: Sequence[Run]) -> Run:
+        """Runs of one kind in one round as one: mean rps, summed requests, failures and CPU."""
+        return cls(
+            statistics.fmean(r.rps for r in runs),
+            sum(r.requests for r in runs),
+            sum(r.bad for r in runs),
+            sum(r.cpu_seconds for r in runs),
+        )
+
 
 class Loader:
     """Runs load against one URL for a while and reports requests per second."""
@@ -390,11 +411,13 @@ class PythonLoop(Loader):
 # -- measurements -------------------------------------------------------------------------------------
 @dataclass
 class Case:
-    """Interleaved runs of both routes with one set of tokens."""
+    """Interleaved rounds of both kinds of route with one set of tokens."""
 
     name: str
     open: list[Run] = field(default_factory=list)
+    """Per round: the open route's runs at both positions, pooled (:meth:`Run.pooled`)."""
     guarded: list[Run] = field(default_factory=list)
+    """Per round: the guarded route's runs at both positions, pooled."""
 
     def median(self, runs: list[Run]) -> float:
         """Median requests per second."""
@@ -402,7 +425,7 @@ class Case:
 
     @property
     def ratios(self) -> list[float]:
-        """Guarded/open per round (each round ran both, back to back)."""
+        """Guarded/open per round (each round ran both kinds, interleaved)."""
         return [g.rps / o.rps for o, g in zip(self.open, self.guarded, strict=True) if o.rps]
 
     @property
@@ -420,20 +443,36 @@ class Case:
         return [o.cpu_us / g.cpu_us for o, g in zip(self.open, self.guarded, strict=True) if g.cpu_us]
 
 
+def round_order(r: int) -> tuple[str, ...]:
+    """The paths of round ``r``: every path once, each kind centred on the round's middle.
+
+    Even rounds run open, guarded, guarded, open (positions 1, 2, 3, 4), odd
+    rounds guarded, open, open, guarded (2, 1, 4, 3): both kinds pay the same
+    routing cost (1 + 4 = 2 + 3) and sit at the same mean time in the round,
+    and which kind goes first alternates.
+    """
+    (open_1, open_4), (guarded_2, guarded_3) = OPEN_PATHS, GUARDED_PATHS
+    if r % 2 == 0:
+        return (open_1, guarded_2, guarded_3, open_4)
+    return (guarded_2, open_1, open_4, guarded_3)
+
+
 def measure_case(
     name: str, loader: Loader, server: Server, tokens: Sequence[str], duration: float, rounds: int
 ) -> Case:
-    """Warm both routes up, then alternate which goes first in every round."""
+    """Warm every path up, then run the rounds of :func:`round_order`."""
     case = Case(name)
-    for path in ("/open", "/guarded"):
+    for path in (*OPEN_PATHS, *GUARDED_PATHS):
         loader.run(server.port, path, tokens, min(duration, 1.0))  # warm-up: caches, connections
     for r in range(rounds):
-        order = ("/open", "/guarded") if r % 2 == 0 else ("/guarded", "/open")
-        for path in order:
+        runs: dict[str, Run] = {}
+        for path in round_order(r):
             cpu_before = group_cpu_seconds(server.pgid)
             run = loader.run(server.port, path, tokens, duration)
             run.cpu_seconds = group_cpu_seconds(server.pgid) - cpu_before
-            (case.open if path == "/open" else case.guarded).append(run)
+            runs[path] = run
+        case.open.append(Run.pooled([runs[path] for path in OPEN_PATHS]))
+        case.guarded.append(Run.pooled([runs[path] for path in GUARDED_PATHS]))
     return case
 
 
@@ -601,10 +640,14 @@ def server_env(issuer: LocalIssuer) -> dict[str, str]:
 
 
 def check_guarding(port: int, token: str) -> None:
-    """The guard must really guard (and the token really pass) before timing means anything."""
-    statuses = (get(port, "/open", token), get(port, "/guarded", token), get(port, "/guarded"))
-    if statuses != (200, 200, 401):
-        raise RuntimeError(f"open/guarded/anonymous answered {statuses}, expected (200, 200, 401)")
+    """Every guarded path must really guard, every open one stay open, and the token pass.
+
+    Checked before timing means anything: with and without the token on each path.
+    """
+    expected = {path: (200, 200) for path in OPEN_PATHS} | {path: (200, 401) for path in GUARDED_PATHS}
+    answered = {path: (get(port, path, token), get(port, path)) for path in expected}
+    if answered != expected:
+        raise RuntimeError(f"(with token, anonymous) answered {answered}, expected {expected}")
 
 
 def bench_framework(framework: Framework, loader: Loader, args: argparse.Namespace, log_dir: Path) -> Result:
@@ -641,7 +684,8 @@ def report(results: list[Result], loader: Loader, args: argparse.Namespace, miss
     """Print the tables; True when every measured ratio met the target."""
     print(
         f"clerkguard load benchmark: Python {platform.python_version()}, {os.cpu_count()} CPUs, "
-        f"{loader.name}; {args.rounds} interleaved rounds of {args.duration:g} s per route and case"
+        f"{loader.name}; {args.rounds} interleaved rounds per case of one {args.duration:g} s run "
+        f"per path ({', '.join(round_order(0))})"
     )
     all_met = True
     print()
@@ -740,7 +784,9 @@ def _work_dir() -> Iterator[Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the tables; see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="1 s runs, 1 round (~1 min instead of ~4)")
+    parser.add_argument(
+        "--quick", action="store_true", help="1 s runs, 2 rounds (~4 min in all, ~10 min without)"
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--frameworks", help="comma list (default: every installed one)")
     parser.add_argument("--cases", type=_cases, default=["repeated", "rotating", "cold", "lag"],

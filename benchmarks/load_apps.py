@@ -1,7 +1,14 @@
-"""The apps ``benchmarks/load.py`` serves: one per framework, two identical routes.
+"""The apps ``benchmarks/load.py`` serves: one per framework, open and guarded routes.
 
-Every app answers ``GET /open`` and ``GET /guarded`` with ``{"ok": true}``;
-the only difference is a plain ``@require_auth`` on ``/guarded``. Servers
+Every app answers ``GET /open``, ``/guarded``, ``/guarded-2`` and ``/open-2``
+with ``{"ok": true}``; the only difference is a plain ``@require_auth`` on the
+guarded ones. The routes are registered in that order (:data:`ROUTES`), which
+is the order a router that tries routes one by one (Starlette, FastAPI,
+Django) tries them in: an open and a guarded route each sit at positions
+that add up to the same (1 + 4 = 2 + 3), so when ``load.py`` measures both
+paths of each kind, both kinds pay the same routing cost on average. The
+two paths of a kind share one handler (one decorated function) wherever the
+framework allows it. Servers
 load an app by attribute name (``load_apps:flask``, ``load_apps:litestar``...)
 or, for servers that only evaluate names in the module (hypercorn), by
 ``load_apps:build('quart')``. Django gets a minimal project (no apps, no
@@ -27,6 +34,16 @@ from clerkguard import ClerkAuth
 
 BODY = {"ok": True}
 
+#: ``(path, guarded)`` in registration order: open and guarded at mirrored positions.
+ROUTES: tuple[tuple[str, bool], ...] = (
+    ("/open", False),
+    ("/guarded", True),
+    ("/guarded-2", True),
+    ("/open-2", False),
+)
+OPEN_PATHS = tuple(path for path, guarded in ROUTES if not guarded)
+GUARDED_PATHS = tuple(path for path, guarded in ROUTES if guarded)
+
 
 def _auth() -> ClerkAuth:
     return ClerkAuth(jwks_cooldown=float(os.environ.get("CLERKGUARD_BENCH_COOLDOWN", "30")))
@@ -40,15 +57,15 @@ def _flask() -> Any:
     app = Flask("bench")
     ClerkGuard(app, auth=_auth())
 
-    @app.get("/open")
     def open_route() -> dict[str, bool]:
         return BODY
 
-    @app.get("/guarded")
     @require_auth
     def guarded_route() -> dict[str, bool]:
         return BODY
 
+    for path, guarded in ROUTES:
+        app.add_url_rule(path, view_func=guarded_route if guarded else open_route, methods=["GET"])
     return app
 
 
@@ -60,15 +77,15 @@ def _quart() -> Any:
     app = Quart("bench")
     ClerkGuard(app, auth=_auth())
 
-    @app.get("/open")
     async def open_route() -> dict[str, bool]:
         return BODY
 
-    @app.get("/guarded")
     @require_auth
     async def guarded_route() -> dict[str, bool]:
         return BODY
 
+    for path, guarded in ROUTES:
+        app.add_url_rule(path, view_func=guarded_route if guarded else open_route, methods=["GET"])
     return app
 
 
@@ -77,11 +94,12 @@ def _litestar() -> Any:
 
     from clerkguard.litestar import ClerkPlugin, require_auth
 
-    @get("/open")
+    # One handler per kind, serving both of its paths (Litestar's router is a trie: order-free).
+    @get(list(OPEN_PATHS))
     async def open_route() -> dict[str, bool]:
         return BODY
 
-    @get("/guarded")
+    @get(list(GUARDED_PATHS))
     @require_auth
     async def guarded_route() -> dict[str, bool]:
         return BODY
@@ -101,11 +119,11 @@ def _litestar_request() -> Any:
 
     from clerkguard.litestar import ClerkPlugin, require_auth
 
-    @get("/open")
+    @get(list(OPEN_PATHS))
     async def open_route(request: Request[Any, Any, Any]) -> dict[str, bool]:
         return BODY
 
-    @get("/guarded")
+    @get(list(GUARDED_PATHS))
     @require_auth
     async def guarded_route(request: Request[Any, Any, Any]) -> dict[str, bool]:
         return BODY
@@ -127,15 +145,17 @@ def _sanic() -> Any:
     app = Sanic("bench")
     ClerkGuard(app, auth=_auth())
 
-    @app.get("/open")
     async def open_route(request: Request) -> HTTPResponse:
         return json(BODY)
 
-    @app.get("/guarded")
     @require_auth
     async def guarded_route(request: Request) -> HTTPResponse:
         return json(BODY)
 
+    for path, guarded in ROUTES:
+        # Sanic wants a distinct name per route; the path (minus its slash) is one.
+        handler = guarded_route if guarded else open_route
+        app.add_route(handler, path, methods=["GET"], name=path.strip("/").replace("-", "_"))
     return app
 
 
@@ -154,7 +174,9 @@ def _starlette() -> Any:
     async def guarded_route(request: Request) -> JSONResponse:
         return JSONResponse(BODY)
 
-    app = Starlette(routes=[Route("/open", open_route), Route("/guarded", guarded_route)])
+    app = Starlette(
+        routes=[Route(path, guarded_route if guarded else open_route) for path, guarded in ROUTES]
+    )
     ClerkGuard(app, _auth())
     return app
 
@@ -164,18 +186,18 @@ def _fastapi() -> Any:
 
     from clerkguard.fastapi import ClerkGuard, require_auth
 
-    app = FastAPI(openapi_url=None)
+    app = FastAPI(openapi_url=None)  # no OpenAPI/docs routes: ROUTES are the only ones
     ClerkGuard(app, _auth())
 
-    @app.get("/open")
     async def open_route() -> dict[str, bool]:
         return BODY
 
-    @app.get("/guarded")
     @require_auth
     async def guarded_route() -> dict[str, bool]:
         return BODY
 
+    for path, guarded in ROUTES:
+        app.add_api_route(path, guarded_route if guarded else open_route, methods=["GET"])
     return app
 
 
@@ -205,11 +227,13 @@ def _django_urls() -> Any:
         return JsonResponse(BODY)
 
     urls = types.ModuleType("load_apps_django_urls")
-    urls.sync = [path("open", open_view), path("guarded", guarded_view)]  # type: ignore[attr-defined]
+    urls.sync = [  # type: ignore[attr-defined]
+        path(route.lstrip("/"), guarded_view if guarded else open_view) for route, guarded in ROUTES
+    ]
     urls.urlpatterns = urls.sync  # type: ignore[attr-defined]
     urls.asynchronous = [  # type: ignore[attr-defined]
-        path("open", async_open_view),
-        path("guarded", async_guarded_view),
+        path(route.lstrip("/"), async_guarded_view if guarded else async_open_view)
+        for route, guarded in ROUTES
     ]
     if not settings.configured:
         settings.configure(

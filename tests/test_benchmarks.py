@@ -119,6 +119,8 @@ def test_load_benchmark_smoke_run_serves_both_routes_under_real_servers() -> Non
     )
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
+    # Every round runs all four paths, each kind at mirrored router positions (1 + 4 = 2 + 3).
+    assert "(/open, /guarded, /guarded-2, /open-2)" in lines[0], lines[0]
     throughput = _section(lines, "throughput:")
     cold = _section(lines, "cold start:")
     lag = _section(lines, "event-loop lag:")
@@ -140,8 +142,9 @@ def test_load_benchmark_smoke_run_serves_both_routes_under_real_servers() -> Non
 
 def test_load_benchmark_serves_every_added_framework_under_its_real_server() -> None:
     # Starlette and FastAPI on uvicorn, Django on gunicorn and on uvicorn, Litestar with
-    # handlers that take `request`: each app answers 200/200/401 (load.py checks it before
-    # timing), every request of the runs answers 200, one JWKS fetch per server.
+    # handlers that take `request`: on each app both open paths answer 200 with and without
+    # a token and both guarded paths 200 and 401 (load.py checks it before timing), every
+    # request of the runs answers 200, one JWKS fetch per server.
     frameworks = ("starlette", "fastapi", "django", "django-asgi", "litestar-request")
     result = subprocess.run(
         [
