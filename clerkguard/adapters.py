@@ -69,7 +69,7 @@ from .auth import Authorize, ClerkAuth
 from .config import ENV_VARS, PublishableKey
 from .errors import AuthError, ConfigurationError, Forbidden, NotAuthenticated
 from .machine import AcceptsToken, TokenType, accepted_kinds
-from .rules import Rule, all_of, rules_from
+from .rules import Rule, all_of, is_pure, rules_from
 from .session import Reverification, Session
 
 __all__ = [
@@ -568,9 +568,14 @@ class Guard(Generic[RequestT]):
             )
         rules = options.rules
         self._rule: Rule | None = (rules[0] if len(rules) == 1 else all_of(*rules)) if rules else None
-        # Whether `cached` may decide: the header comes first and a verified token is
-        # the whole decision (no rule, no authorize of this guard's own).
-        self._quick = self._sources[0] == "header" and self._rule is None and options.authorize is None
+        # Whether `cached` may decide: the header comes first and a verified token plus,
+        # at most, built-in rules (pure: evaluated inline) is the whole decision (no
+        # authorize of this guard's own).
+        self._quick = (
+            self._sources[0] == "header"
+            and (self._rule is None or is_pure(self._rule))
+            and options.authorize is None
+        )
 
     # -- the common request, at once -------------------------------------------
     def cached(self, request: RequestT) -> Session | None:
@@ -578,7 +583,8 @@ class Guard(Generic[RequestT]):
 
         The common API request (not ``OPTIONS``, one ``Authorization: Bearer``
         header, a token this [`ClerkAuth`][clerkguard.auth.ClerkAuth] verified before and still
-        valid, no rule or ``authorize`` to run) needs no I/O and no await: the
+        valid, no ``authorize`` and only built-in rules, see
+        [`is_pure`][clerkguard.rules.is_pure]) needs no I/O and no await: the
         wrappers try this first and call [`check`][clerkguard.adapters.Guard.check] /
         [`acheck`][clerkguard.adapters.Guard.acheck] on ``None`` (which decide everything
         again: this is only a shortcut). Whenever this returns a session,
@@ -614,6 +620,14 @@ class Guard(Generic[RequestT]):
             return None
         if found is None or not auth._settled(found):
             return None  # not verified before, or the organization restriction needs a lookup
+        rule = self._rule
+        if rule is not None:
+            try:
+                allowed = rule(found, request)  # type: ignore[arg-type]
+            except Exception:  # the full path turns it into its 403 (fail closed)
+                return None
+            if allowed is not True:
+                return None  # denied: the full path decides again and answers the 403
         if seen is None:
             if len(lines) >= _LINES_MAX:
                 lines.clear()

@@ -33,6 +33,7 @@ __all__ = [
     "has_role",
     "has_scope",
     "in_org",
+    "is_pure",
     "reverified",
     "rules_from",
 ]
@@ -44,11 +45,17 @@ Rule = Callable[[Session, Any], "bool | Awaitable[bool]"]
 class _Rule:
     """A named rule; ``repr`` shows what it checks (handy in logs and tests)."""
 
-    __slots__ = ("_check", "_name")
+    __slots__ = ("_check", "_name", "pure")
 
-    def __init__(self, name: str, check: Callable[[Session, Any], bool | Awaitable[bool]]) -> None:
+    def __init__(
+        self, name: str, check: Callable[[Session, Any], bool | Awaitable[bool]], *, pure: bool = True
+    ) -> None:
         self._name = name
         self._check = check
+        #: A built-in check (or a combination of only such): synchronous, no side
+        #: effects, the same answer for the same session. Guards may evaluate it
+        #: early (their no-await shortcut) and again on the full path.
+        self.pure = pure
 
     def __call__(self, session: Session, request: Any = None) -> bool | Awaitable[bool]:
         result: object = self._check(session, request)
@@ -140,7 +147,7 @@ def all_of(*rules: Rule) -> Rule:
     if not rules:
         raise ValueError("all_of() needs at least one rule")
     _check_callable(rules)
-    return _Rule(f"all_of({', '.join(map(repr, rules))})", _combine(rules, stop_on=False))
+    return _Rule(f"all_of({', '.join(map(repr, rules))})", _combine(rules, stop_on=False), pure=_pure(rules))
 
 
 def any_of(*rules: Rule) -> Rule:
@@ -152,7 +159,21 @@ def any_of(*rules: Rule) -> Rule:
     if not rules:
         raise ValueError("any_of() needs at least one rule")
     _check_callable(rules)
-    return _Rule(f"any_of({', '.join(map(repr, rules))})", _combine(rules, stop_on=True))
+    return _Rule(f"any_of({', '.join(map(repr, rules))})", _combine(rules, stop_on=True), pure=_pure(rules))
+
+
+def is_pure(rule: object) -> bool:
+    """Whether ``rule`` is built from the built-in rules only (see the module doc).
+
+    Such a rule answers ``True``/``False`` synchronously and has no side
+    effects, so a guard may decide a cached request with it without an await.
+    A rule of your own (or a combination holding one) is not.
+    """
+    return isinstance(rule, _Rule) and rule.pure
+
+
+def _pure(rules: tuple[Any, ...]) -> bool:
+    return all(is_pure(rule) for rule in rules)
 
 
 def _check_callable(rules: tuple[Any, ...]) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
@@ -22,7 +23,8 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from clerkguard import ClerkAuth, adapters
-from clerkguard.starlette import ClerkGuard, require_auth
+from clerkguard.rules import all_of, has_role, is_pure
+from clerkguard.starlette import ClerkGuard, StarletteAdapter, require_auth
 from clerkguard.testing import LocalIssuer
 
 RAN: list[str] = []
@@ -37,6 +39,22 @@ async def sessions(request: Request) -> JSONResponse:
 @require_auth(accepts_token="m2m_token")
 async def machines(request: Request) -> JSONResponse:
     RAN.append("machines")
+    return JSONResponse({"ok": True})
+
+
+@require_auth(role="admin", permission="org:invoices:read")
+async def admins(request: Request) -> JSONResponse:
+    RAN.append("admins")
+    return JSONResponse({"user": request.auth.user_id})
+
+
+def _explodes(session: Any, request: Any) -> bool:
+    raise RuntimeError("a rule that fails")
+
+
+@require_auth(authorize=all_of(has_role("admin"), _explodes))
+async def exploding(request: Request) -> JSONResponse:
+    RAN.append("exploding")
     return JSONResponse({"ok": True})
 
 
@@ -58,7 +76,8 @@ def clock() -> Clock:
 @pytest.fixture
 def client(clerk_issuer: LocalIssuer, clock: Clock) -> Iterator[TestClient]:
     auth = clerk_issuer.auth(clock=clock)
-    app = Starlette(routes=[Route("/sessions", sessions), Route("/machines", machines)])
+    routes = [Route("/sessions", sessions), Route("/machines", machines), Route("/admins", admins)]
+    app = Starlette(routes=[*routes, Route("/exploding", exploding)])
     ClerkGuard(app, auth)
     RAN.clear()
     with TestClient(app) as test_client:
@@ -137,3 +156,38 @@ def test_the_line_index_is_bounded(
         for i, token in enumerate(tokens):
             assert get(client, "/sessions", f"Bearer {token}") == (200, f"user_{i}")
             assert len(_auth_of(client)._bearer_lines) <= 3
+
+
+def test_built_in_rules_are_decided_on_the_shortcut_alike(
+    client: TestClient, clerk_issuer: LocalIssuer
+) -> None:
+    assert admins.__clerkguard__._quick  # type: ignore[attr-defined]  # built-in rules: decided early
+    admin = clerk_issuer.mint(
+        user_id="user_a", org_id="org_1", org_role="admin", permissions=["org:invoices:read"]
+    )
+    no_permission = clerk_issuer.mint(user_id="user_b", org_id="org_1", org_role="admin")
+    member = clerk_issuer.mint(
+        user_id="user_c", org_id="org_1", org_role="member", permissions=["org:invoices:read"]
+    )
+    for _ in range(3):  # first request (full path), then repeated lines (the shortcut)
+        assert get(client, "/admins", f"Bearer {admin}") == (200, "user_a")
+        assert get(client, "/admins", f"Bearer {no_permission}") == (403, "authorization-denied")
+        assert get(client, "/admins", f"Bearer {member}") == (403, "authorization-denied")
+    assert RAN == ["admins"] * 3
+
+
+def test_a_rule_of_ones_own_is_never_decided_early_and_fails_closed(
+    client: TestClient, clerk_issuer: LocalIssuer
+) -> None:
+    rule = all_of(has_role("admin"), _explodes)
+    assert not is_pure(rule)
+    assert is_pure(all_of(has_role("admin"), has_role("owner")))
+    assert not exploding.__clerkguard__._quick  # type: ignore[attr-defined]
+    # GuardOptions built by hand may carry rules of one's own: not decided early either.
+    adapter = StarletteAdapter()
+    assert not adapters.Guard(adapter, adapters.GuardOptions(rules=(_explodes,)))._quick
+    assert adapters.Guard(adapter, adapters.GuardOptions(rules=(has_role("admin"),)))._quick
+    admin = clerk_issuer.mint(org_id="org_1", org_role="admin")
+    for _ in range(2):
+        assert get(client, "/exploding", f"Bearer {admin}") == (403, "authorization-error")
+    assert RAN == []
