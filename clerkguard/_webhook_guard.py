@@ -31,7 +31,7 @@ import functools
 import inspect
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypedDict, TypeVar, overload
 
 from typing_extensions import Unpack
@@ -249,6 +249,101 @@ class WebhookGuard(Generic[RequestT]):
             logger.warning("webhook dedupe release raised %s", type(exc).__name__, exc_info=exc)
 
 
+#: The handler's parameter that receives the verified event where the framework
+#: builds the call from the signature (FastAPI, Litestar): hidden from the framework.
+WEBHOOK_PARAMETER = "webhook"
+
+#: ``(args, kwargs) -> request`` of one handler call (it may pop a parameter it injected).
+FindRequest = Callable[[tuple[Any, ...], dict[str, Any]], Any]
+#: ``(handler, args, kwargs) -> awaitable result``: how the async wrapper runs the handler.
+CallHandler = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Awaitable[Any]]
+
+
+def async_webhook_wrapper(
+    handler: Callable[..., Any],
+    guard: WebhookGuard[Any],
+    *,
+    find_request: FindRequest | None = None,
+    call: CallHandler | None = None,
+    event_parameter: str | None = None,
+) -> Callable[..., Any]:
+    """The coroutine wrapper of every async ``require_webhook`` (no ``_remember``: the caller's).
+
+    Args:
+        handler: The endpoint.
+        guard: The configured ``WebhookGuard``.
+        find_request: The request of a call (default: the adapter's ``find_request``).
+        call: Runs the handler once the event is stored (default: the adapter's
+            ``call_async``); e.g. a sync handler in a worker thread.
+        event_parameter: A keyword that receives the event (the handler declares it).
+    """
+    adapter = guard.adapter
+    request_of = find_request or adapter.find_request
+    run = call or adapter.call_async
+
+    @functools.wraps(handler)
+    async def webhook_wrapper(*args: Any, **kwargs: Any) -> Any:
+        request = request_of(args, kwargs)
+        try:
+            outcome = await guard.acheck(request)
+        except WebhookError as error:
+            return adapter.reject(request, error)
+        if isinstance(outcome, Ignored):
+            return adapter.json_response(request, IGNORED, outcome.body())
+        adapter.store_webhook(request, outcome)
+        if event_parameter is not None:
+            kwargs[event_parameter] = outcome
+        try:
+            return await run(handler, args, kwargs)
+        except BaseException:
+            await guard.arelease(outcome)
+            raise
+
+    webhook_wrapper.__clerkguard_webhook__ = guard  # type: ignore[attr-defined]
+    return webhook_wrapper
+
+
+def signature_webhook_wrapper(
+    handler: Callable[..., Any],
+    guard: WebhookGuard[Any],
+    request: inspect.Parameter,
+    *,
+    injected: bool,
+    call: CallHandler | None = None,
+) -> Callable[..., Any]:
+    """`async_webhook_wrapper` for a framework that calls handlers by their signature.
+
+    FastAPI and Litestar fill a handler's parameters from its
+    ``__signature__``: the request arrives as the keyword named like the
+    ``request`` parameter (the handler's own, or, when ``injected``, one added
+    to the signature and popped before the call), and a ``webhook`` parameter
+    (``WEBHOOK_PARAMETER``) is filled with the event and hidden from the framework.
+    No ``_remember``: the caller registers the handler with its own order check.
+    """
+    signature = inspect.signature(handler)
+    name = request.name
+
+    def find_request(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return kwargs.pop(name) if injected else kwargs[name]
+
+    takes_event = WEBHOOK_PARAMETER in signature.parameters
+    wrapper = async_webhook_wrapper(
+        handler,
+        guard,
+        find_request=find_request,
+        call=call,
+        event_parameter=WEBHOOK_PARAMETER if takes_event else None,
+    )
+    parameters = [p for p in signature.parameters.values() if p.name != WEBHOOK_PARAMETER]
+    if injected:
+        at = len(parameters)
+        if parameters and parameters[-1].kind is inspect.Parameter.VAR_KEYWORD:
+            at -= 1
+        parameters.insert(at, request)
+    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    return wrapper
+
+
 def wrap_webhook_handler(handler: Callable[..., Any], guard: WebhookGuard[Any]) -> Callable[..., Any]:
     """The default wrapper: same sync/async kind as the handler (adapter flags permitting)."""
     adapter = guard.adapter
@@ -256,25 +351,7 @@ def wrap_webhook_handler(handler: Callable[..., Any], guard: WebhookGuard[Any]) 
     # Flask/Quart/Sanic) then refuse a route that registered the bare function.
     _remember(handler, "require_webhook")
     if not adapter.sync_only and (adapter.async_only or is_async_callable(handler)):
-
-        @functools.wraps(handler)
-        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            request = adapter.find_request(args, kwargs)
-            try:
-                outcome = await guard.acheck(request)
-            except WebhookError as error:
-                return adapter.reject(request, error)
-            if isinstance(outcome, Ignored):
-                return adapter.json_response(request, IGNORED, outcome.body())
-            adapter.store_webhook(request, outcome)
-            try:
-                return await adapter.call_async(handler, args, kwargs)
-            except BaseException:
-                await guard.arelease(outcome)
-                raise
-
-        async_wrapper.__clerkguard_webhook__ = guard  # type: ignore[attr-defined]
-        return async_wrapper
+        return async_webhook_wrapper(handler, guard)
 
     @functools.wraps(handler)
     def sync_wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -58,7 +58,6 @@ from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.routing import APIRoute
 from fastapi.security.base import SecurityBase
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
@@ -66,7 +65,8 @@ from starlette.types import Scope
 from starlette.websockets import WebSocket
 from typing_extensions import Unpack
 
-from ._webhook_guard import IGNORED, Ignored, RequireWebhook, WebhookGuard, build_require_webhook
+from ._webhook_guard import WEBHOOK_PARAMETER as WEBHOOK_PARAMETER  # the name FastAPI never sees
+from ._webhook_guard import RequireWebhook, WebhookGuard, build_require_webhook, signature_webhook_wrapper
 from .adapters import (
     Guard,
     GuardKwargs,
@@ -77,7 +77,7 @@ from .adapters import (
     is_async_callable,
 )
 from .auth import ClerkAuth
-from .errors import AuthError, WebhookError
+from .errors import AuthError
 from .machine import Credential
 from .starlette import (
     ClerkAuthException,
@@ -248,10 +248,6 @@ require_auth: RequireAuth = build_require_auth(FastAPIAdapter(), wrap=_wrap)
 
 
 # -- webhooks -------------------------------------------------------------------------------------
-#: A parameter with this name receives the verified webhook event (FastAPI never sees it).
-WEBHOOK_PARAMETER = "webhook"
-
-
 def _wrap_webhook(handler: Callable[..., Any], guard: WebhookGuard[Any]) -> Callable[..., Any]:
     """Wrap a FastAPI endpoint for ``require_webhook``: always a coroutine function.
 
@@ -261,48 +257,14 @@ def _wrap_webhook(handler: Callable[..., Any], guard: WebhookGuard[Any]) -> Call
     """
     if inspect.isclass(handler) or isinstance(handler, SecurityBase):
         raise TypeError("@require_webhook decorates endpoint functions")
-    adapter = guard.adapter
-    signature = inspect.signature(handler)
     typed = _typed_parameters(handler)
     own = next((p.name for p in typed if p.annotation is HTTPConnection), None)
-    injected = own is None
     key = own or CONNECTION_PARAMETER
-    takes_webhook = WEBHOOK_PARAMETER in signature.parameters
-    parameters = [p for p in signature.parameters.values() if p.name != WEBHOOK_PARAMETER]
-    if injected:
-        at = len(parameters)
-        if parameters and parameters[-1].kind is inspect.Parameter.VAR_KEYWORD:
-            at -= 1
-        parameters.insert(
-            at, inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, annotation=HTTPConnection)
-        )
-    is_async = is_async_callable(handler)
-
-    @functools.wraps(handler)
-    async def webhook_wrapper(*args: Any, **kwargs: Any) -> Any:
-        request = kwargs.pop(key) if injected else kwargs[key]
-        try:
-            outcome = await guard.acheck(request)
-        except WebhookError as error:
-            return adapter.reject(request, error)
-        if isinstance(outcome, Ignored):
-            return adapter.json_response(request, IGNORED, outcome.body())
-        adapter.store_webhook(request, outcome)
-        if takes_webhook:
-            kwargs[WEBHOOK_PARAMETER] = outcome
-        try:
-            if is_async:
-                return await handler(*args, **kwargs)
-            return await run_in_threadpool(handler, *args, **kwargs)
-        except BaseException:
-            await guard.arelease(outcome)
-            raise
-
-    target: Any = webhook_wrapper
-    target.__signature__ = signature.replace(parameters=parameters)
-    target.__clerkguard_webhook__ = guard
+    connection = inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, annotation=HTTPConnection)
+    # The adapter's call_async (StarletteWebhookAdapter): a sync endpoint runs in the threadpool.
+    wrapper = signature_webhook_wrapper(handler, guard, connection, injected=own is None)
     _remember(handler, "require_webhook")  # ClerkGuard refuses it above @app.post (a bare, unverified route)
-    return webhook_wrapper
+    return wrapper
 
 
 #: ``@require_webhook`` / ``@require_webhook(events=[...], secret=..., dedupe=...)`` for FastAPI

@@ -71,7 +71,13 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from litestar.utils.helpers import unwrap_partial
 from typing_extensions import Unpack
 
-from ._webhook_guard import IGNORED, Ignored, RequireWebhook, WebhookGuard, build_require_webhook
+from ._webhook_guard import (
+    WEBHOOK_PARAMETER,
+    RequireWebhook,
+    WebhookGuard,
+    build_require_webhook,
+    signature_webhook_wrapper,
+)
 from .adapters import (
     Adapter,
     Guard,
@@ -452,8 +458,6 @@ require_auth: RequireAuth = build_require_auth(LitestarAdapter(), wrap=_wrap)
 # -- webhooks ---------------------------------------------------------------------------------------
 #: Key of ``request.state`` holding the verified webhook event.
 WEBHOOK_STATE_KEY = "clerk_webhook"
-#: A handler parameter with this name receives the verified event (Litestar never sees it).
-WEBHOOK_PARAMETER = "webhook"
 
 
 def _wrap_webhook(handler: Callable[..., Any], guard: WebhookGuard[Any]) -> Callable[..., Any]:
@@ -469,46 +473,25 @@ def _wrap_webhook(handler: Callable[..., Any], guard: WebhookGuard[Any]) -> Call
             "@require_webhook must be placed below the Litestar route decorator "
             "(@post(...) first, then @require_webhook)"
         )
-    adapter = guard.adapter
-    signature = inspect.signature(handler)
-    takes_request = "request" in signature.parameters
-    takes_webhook = WEBHOOK_PARAMETER in signature.parameters
-    parameters = [p for p in signature.parameters.values() if p.name != WEBHOOK_PARAMETER]
-    if not takes_request:
-        at = len(parameters)
-        if parameters and parameters[-1].kind is inspect.Parameter.VAR_KEYWORD:
-            at -= 1
-        injected = inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request)
-        parameters.insert(at, injected)
-    is_async = is_async_callable(handler)
-
-    @functools.wraps(handler)
-    async def webhook_wrapper(*args: Any, **kwargs: Any) -> Any:
-        request = kwargs["request"] if takes_request else kwargs.pop("request")
-        try:
-            outcome = await guard.acheck(request)
-        except WebhookError as error:
-            return adapter.reject(request, error)
-        if isinstance(outcome, Ignored):
-            return adapter.json_response(request, IGNORED, outcome.body())
-        adapter.store_webhook(request, outcome)
-        if takes_webhook:
-            kwargs[WEBHOOK_PARAMETER] = outcome
-        try:
-            if is_async:
-                return await handler(*args, **kwargs)
-            return await asyncio.to_thread(handler, *args, **kwargs)
-        except BaseException:
-            await guard.arelease(outcome)
-            raise
-
-    target: Any = webhook_wrapper
-    target.__signature__ = signature.replace(parameters=parameters)
+    takes_request = "request" in inspect.signature(handler).parameters
+    added = inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request)
+    wrapper = signature_webhook_wrapper(
+        handler, guard, added, injected=not takes_request, call=_in_worker_thread
+    )
+    target: Any = wrapper
     annotations = {k: v for k, v in getattr(handler, "__annotations__", {}).items() if k != WEBHOOK_PARAMETER}
     annotations["request"] = annotations.get("request", Request)
     target.__annotations__ = annotations
-    target.__clerkguard_webhook__ = guard
-    return webhook_wrapper
+    return wrapper
+
+
+async def _in_worker_thread(
+    handler: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """An async handler awaited; a sync one in a worker thread (as ``sync_to_thread=True``)."""
+    if is_async_callable(handler):
+        return await handler(*args, **kwargs)
+    return await asyncio.to_thread(handler, *args, **kwargs)
 
 
 #: ``@require_webhook`` / ``@require_webhook(events=[...], secret=..., dedupe=...)`` for Litestar

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
+from backend_fixtures import issuer, make_auth
 
-from clerkguard import ClerkAuth
 from clerkguard.testing import Fault, LocalIssuer
 
-
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[LocalIssuer]:
-    """This module's issuer: JWKS and the fake Backend API on loopback (exact request counts)."""
-    with LocalIssuer() as server:
-        yield server
+__all__ = ["issuer", "make_auth"]
 
 
 @pytest.fixture(autouse=True)
@@ -26,19 +20,3 @@ def _healthy(issuer: LocalIssuer) -> Iterator[None]:
     yield
     issuer.set_fault(Fault())
     issuer.set_backend_fault(Fault())
-
-
-@pytest.fixture
-def make_auth(issuer: LocalIssuer) -> Iterator[Callable[..., ClerkAuth]]:
-    """``make_auth(**options)``: a ClerkAuth that can reach the fake Backend API, closed afterwards."""
-    made: list[ClerkAuth] = []
-
-    def make(**options: Any) -> ClerkAuth:
-        options.setdefault("http_timeout", 2.0)
-        auth = issuer.machine_auth(**options)
-        made.append(auth)
-        return auth
-
-    yield make
-    for auth in made:
-        auth.close()
