@@ -85,6 +85,7 @@ from .adapters import (
 )
 from .auth import ClerkAuth
 from .errors import AuthError, ConfigurationError, WebhookError
+from .machine import Credential
 from .session import Session
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ __all__ = [
     "UserLoader",
     "auth_exception_handler",
     "error_response",
+    "provide_credential",
     "require_auth",
     "require_webhook",
     "requires_auth",
@@ -622,6 +624,51 @@ async def _provide_session(request: Request[Any, Any, Any]) -> Session | None:
 
 #: ``allow_options=False``: a handler asking for the session needs one, ``OPTIONS`` or not.
 _dependency_guard: Guard[Any] = require_auth.guard(allow_options=False)
+
+
+def provide_credential(**options: Unpack[GuardKwargs]) -> Provide:
+    """A dependency provider yielding the verified [`Credential`][clerkguard.Credential], for
+    routes that accept machine tokens.
+
+    ::
+
+        @get("/internal/jobs", dependencies={"caller": provide_credential(accepts_token="m2m_token")})
+        async def jobs(caller: NamedDependency[MachineCredential]) -> dict[str, str]:
+            return {"machine": caller.subject}
+
+    Register it at any layer under a name of your choice; a handler parameter
+    of that name is then only satisfied by a verified credential of an
+    accepted kind (annotate it ``Credential``, or ``MachineCredential`` when
+    only machine kinds are accepted). Litestar validates dependencies against
+    their annotation and its validator refuses a union of two classes, so a
+    ``Credential`` parameter is spelled ``NamedDependency[SkipValidation[Credential]]``
+    (``litestar.params.SkipValidation``; type checkers still see a
+    ``Credential``). Takes every option of ``require_auth``:
+    ``accepts_token`` with the same values and meaning (default session
+    tokens only; machine credentials come from the ``Authorization: Bearer``
+    header only), the rules and ``authorize``; ``optional=True`` yields
+    ``None`` without a token. It always verifies with these options (a
+    repeated token comes from the verified-token cache) and, like the
+    ``clerk_session`` dependency, needs a credential on ``OPTIONS`` too.
+    Failures raise [`ClerkAuthException`][clerkguard.litestar.ClerkAuthException] subclasses, rendered by
+    [`ClerkPlugin`][clerkguard.litestar.ClerkPlugin] as every guard answers (401
+    ``token-type-not-accepted`` for a kind not accepted, 503 when the
+    Backend API is down); ``request.auth`` is then the credential too.
+    """
+    options.setdefault("allow_options", False)
+    guard: Guard[Any] = require_auth.guard(**options)
+
+    async def provide_clerk_credential(request: Request[Any, Any, Any]) -> Credential | None:
+        try:
+            credential = await guard.acheck(request)
+        except AuthError as error:
+            raise to_exception(error) from None
+        except Preflight:  # allow_options=True was asked for: OPTIONS passes without a credential
+            return None
+        await _store_async(request, credential)
+        return credential
+
+    return Provide(provide_clerk_credential)
 
 
 def _is_generated_options(handler: BaseRouteHandler) -> bool:
