@@ -668,7 +668,19 @@ def provide_credential(**options: Unpack[GuardKwargs]) -> Provide:
         await _store_async(request, credential)
         return credential
 
+    provide_clerk_credential.__clerkguard__ = guard  # type: ignore[attr-defined]  # for OpenAPI
     return Provide(provide_clerk_credential)
+
+
+def _credential_guard(handler: BaseRouteHandler) -> Guard[Any] | None:
+    """The Guard of a [`provide_credential`][clerkguard.litestar.provide_credential] dependency the
+    handler takes, if any."""
+    parameters = handler.parsed_fn_signature.parameters
+    for name, provider in handler.resolve_dependencies().items():
+        guard = getattr(getattr(provider, "dependency", None), "__clerkguard__", None)
+        if name in parameters and isinstance(guard, Guard):
+            return guard
+    return None
 
 
 def _is_generated_options(handler: BaseRouteHandler) -> bool:
@@ -758,7 +770,9 @@ class ClerkPlugin(InitPlugin, ReceiveRoutePlugin):
             guard = _guard_of(handler)
             takes_session = self.dependency_key in handler.parsed_fn_signature.parameters
             if guard is None and not takes_session:
-                continue
+                guard = _credential_guard(handler)  # a provide_credential dependency
+                if guard is None:
+                    continue
             requirement: list[dict[str, list[str]]] = [{self.security_scheme: []}]
             if guard is not None and guard.options.optional and not takes_session:
                 requirement.insert(0, {})  # OpenAPI: an empty requirement means "anonymous is fine"

@@ -441,3 +441,21 @@ def test_django_middleware_refuses_endpoint_options() -> None:
 def test_starlette_backend_refuses_endpoint_options() -> None:
     with pytest.raises(TypeError, match="scope"):
         ClerkAuthBackend(accepts_token="api_key", scope="orders:read")
+
+
+def test_litestar_openapi_marks_operations_taking_a_credential(auth: ClerkAuth) -> None:
+    @get("/optional", dependencies={"caller": provide_credential(accepts_token="any", optional=True)})
+    async def optional(caller: NamedDependency[SkipValidation[Credential | None]]) -> None: ...
+
+    @get("/unused", dependencies={"caller": provide_credential(accepts_token="any")})
+    async def unused() -> None: ...  # registered here, but not asked for: no credential needed
+
+    app = Litestar(
+        [ls_machine, ls_any, optional, unused], plugins=[ClerkPlugin(auth, manage_lifecycle=False)]
+    )
+    with LitestarClient(app) as client:
+        schema = client.get("/schema/openapi.json").json()
+    security = {route: item["get"].get("security") for route, item in schema["paths"].items()}
+    assert security["/machine"] == security["/any"] == [{"ClerkBearer": []}]
+    assert security["/optional"] == [{}, {"ClerkBearer": []}]
+    assert security["/unused"] is None
