@@ -80,7 +80,7 @@ from .adapters import (
 )
 from .auth import ClerkAuth
 from .errors import AuthError, ConfigurationError, WebhookError
-from .machine import Credential, MachineCredential
+from .machine import Credential, MachineCredential, MachineTokenType
 from .session import Session
 
 if TYPE_CHECKING:
@@ -509,7 +509,7 @@ class ClerkMachine(BaseUser):
         return self.credential.subject
 
     @property
-    def token_type(self) -> str:
+    def token_type(self) -> MachineTokenType:
         """``"m2m_token"``, ``"oauth_token"`` or ``"api_key"``."""
         return self.credential.token_type
 
