@@ -914,6 +914,23 @@ async def _await(awaitable: Awaitable[Any]) -> Any:
 
 #: Every option ``require_auth(...)`` takes (the keys of [`GuardKwargs`][clerkguard.adapters.GuardKwargs]).
 _OPTION_NAMES = frozenset(GuardKwargs.__annotations__)
+#: Options that belong to endpoints, refused by the integrations that authenticate every
+#: request and refuse none (Starlette's ``ClerkAuthBackend``, Django's middleware): they
+#: never turn away an anonymous request nor apply rules, and they authenticate every method.
+_ENDPOINT_ONLY = frozenset(
+    {
+        "optional",
+        "allow_options",
+        "authorize",
+        "role",
+        "permission",
+        "feature",
+        "plan",
+        "reverification",
+        "org",
+        "scope",
+    }
+)
 
 
 def _options(**options: Unpack[GuardKwargs]) -> GuardOptions:

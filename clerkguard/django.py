@@ -51,11 +51,14 @@ from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.functional import SimpleLazyObject
 from django.views.generic import View
+from typing_extensions import Unpack
 
 from ._webhook_guard import RequireWebhook, WebhookGuard, build_require_webhook, wrap_webhook_handler
 from .adapters import (
+    _ENDPOINT_ONLY,
     Adapter,
     Guard,
+    GuardKwargs,
     Preflight,
     RequireAuth,
     _wrap_handler,  # the default wrapper, reused (not re-implemented)
@@ -65,10 +68,12 @@ from .adapters import (
 from .auth import ClerkAuth
 from .config import ENV_VARS
 from .errors import AuthError, ConfigurationError, WebhookError
+from .machine import Credential
 from .session import Session
 
 __all__ = [
     "DjangoAdapter",
+    "build_clerk_middleware",
     "clerk_middleware",
     "error_response",
     "get_clerk_auth",
@@ -303,26 +308,24 @@ require_webhook: RequireWebhook = build_require_webhook(DjangoAdapter(), _wrap_w
 
 
 # -- middleware --------------------------------------------------------------------------------------
-def _lazy_guard() -> Guard[HttpRequest]:
-    guard: Guard[HttpRequest] = require_auth.guard(optional=True)
-    return guard
+Middleware = Callable[[Callable[[HttpRequest], Any]], Callable[[HttpRequest], Any]]
 
 
-def _session_or_none(guard: Guard[HttpRequest], request: HttpRequest) -> Session | None:
+def _credential_or_none(guard: Guard[HttpRequest], request: HttpRequest) -> Credential | None:
     try:
         return guard.check(request)
     except AuthError as error:
-        logger.debug("middleware: no session (%s)", error.reason)
+        logger.debug("middleware: no credential (%s)", error.reason)
     except Preflight:
         pass
     return None
 
 
-async def _asession_or_none(guard: Guard[HttpRequest], request: HttpRequest) -> Session | None:
+async def _acredential_or_none(guard: Guard[HttpRequest], request: HttpRequest) -> Credential | None:
     try:
         return await guard.acheck(request)
     except AuthError as error:
-        logger.debug("middleware: no session (%s)", error.reason)
+        logger.debug("middleware: no credential (%s)", error.reason)
     except Preflight:
         pass
     return None
@@ -331,23 +334,23 @@ async def _asession_or_none(guard: Guard[HttpRequest], request: HttpRequest) -> 
 class _Memo:
     """One verdict per request, whichever of ``request.auth`` / ``await request.aauth()`` asks first."""
 
-    __slots__ = ("done", "guard", "request", "session")
+    __slots__ = ("credential", "done", "guard", "request")
 
     def __init__(self, guard: Guard[HttpRequest], request: HttpRequest) -> None:
         self.guard = guard
         self.request = request
         self.done = False
-        self.session: Session | None = None
+        self.credential: Credential | None = None
 
-    def sync(self) -> Session | None:
+    def sync(self) -> Credential | None:
         if not self.done:
-            self.session, self.done = _session_or_none(self.guard, self.request), True
-        return self.session
+            self.credential, self.done = _credential_or_none(self.guard, self.request), True
+        return self.credential
 
-    async def aio(self) -> Session | None:
+    async def aio(self) -> Credential | None:
         if not self.done:
-            self.session, self.done = await _asession_or_none(self.guard, self.request), True
-        return self.session
+            self.credential, self.done = await _acredential_or_none(self.guard, self.request), True
+        return self.credential
 
 
 def _attach(guard: Guard[HttpRequest], request: HttpRequest) -> None:
@@ -356,39 +359,76 @@ def _attach(guard: Guard[HttpRequest], request: HttpRequest) -> None:
     request.aauth = memo.aio
 
 
-def clerk_middleware(
-    get_response: Callable[[HttpRequest], Any],
-) -> Callable[[HttpRequest], Any]:
-    """Django middleware: ``request.auth`` (lazy) and ``await request.aauth()`` on every request.
+def build_clerk_middleware(**options: Unpack[GuardKwargs]) -> Middleware:
+    """A [`clerk_middleware`][clerkguard.django.clerk_middleware] with token options, for ``MIDDLEWARE``.
 
-    Add ``"clerkguard.django.clerk_middleware"`` to ``MIDDLEWARE``. It never
-    refuses a request: ``request.auth`` is the verified
-    [`Session`][clerkguard.Session] or, without a (valid) token, a lazy object
-    around ``None`` (falsy: test it with ``if request.auth:``). Nothing is
-    verified until a view or template reads it; async code should
-    ``await request.aauth()`` (the session or ``None``), which never blocks
-    the event loop. ``@require_auth`` replaces ``request.auth`` with its own
-    verdict on the views it guards.
+    ``MIDDLEWARE`` names import paths, so bind the result to a name in your project::
 
-    Sync and async capable; which wrapper it returns is decided once, here.
+        # myproject/middleware.py
+        from clerkguard.django import build_clerk_middleware
+
+        clerk_any = build_clerk_middleware(accepts_token="any")
+
+        # settings.py: MIDDLEWARE = [..., "myproject.middleware.clerk_any"]
+
+    Args:
+        options: The token options of ``require_auth``: ``accepts_token``
+            (the same values and meaning; default session tokens only;
+            machine credentials from the ``Authorization: Bearer`` header
+            only), ``auth``, ``token_sources``, ``cookie_names``,
+            ``check_client_uat``, ``check_origin``, ``trusted_origins``.
+            Rules, ``authorize``, ``optional`` and ``allow_options`` belong
+            to the views (``@require_auth``) and raise ``TypeError``.
     """
-    guard = _lazy_guard()
-    if iscoroutinefunction(get_response):
+    refused = sorted(set(options) & _ENDPOINT_ONLY)
+    if refused:
+        raise TypeError(
+            f"build_clerk_middleware() does not take {', '.join(refused)}: use @require_auth on the views"
+        )
+    options["optional"] = True  # no token: no credential, and the view decides
+    guard: Guard[HttpRequest] = require_auth.guard(**options)
 
-        async def async_middleware(request: HttpRequest) -> Any:
+    def clerk_middleware(get_response: Callable[[HttpRequest], Any]) -> Callable[[HttpRequest], Any]:
+        """Django middleware: ``request.auth`` (lazy) and ``await request.aauth()`` on every request.
+
+        Add ``"clerkguard.django.clerk_middleware"`` to ``MIDDLEWARE`` (or a
+        middleware of your own made by
+        [`build_clerk_middleware`][clerkguard.django.build_clerk_middleware]). It
+        never refuses a request: ``request.auth`` is the verified
+        [`Session`][clerkguard.Session] (a
+        [`MachineCredential`][clerkguard.MachineCredential] when ``accepts_token``
+        takes machine kinds) or, without a (valid) token, a lazy object around
+        ``None`` (falsy: test it with ``if request.auth:``). Nothing is verified
+        until a view or template reads it; async code should ``await
+        request.aauth()`` (the credential or ``None``), which never blocks the
+        event loop. ``@require_auth`` replaces ``request.auth`` with its own
+        verdict on the views it guards.
+
+        Sync and async capable; which wrapper it returns is decided once, here.
+        """
+        if iscoroutinefunction(get_response):
+
+            async def async_middleware(request: HttpRequest) -> Any:
+                _attach(guard, request)
+                return await get_response(request)
+
+            markcoroutinefunction(async_middleware)
+            return async_middleware
+
+        def middleware(request: HttpRequest) -> Any:
             _attach(guard, request)
-            return await get_response(request)
+            return get_response(request)
 
-        markcoroutinefunction(async_middleware)
-        return async_middleware
+        return middleware
 
-    def middleware(request: HttpRequest) -> Any:
-        _attach(guard, request)
-        return get_response(request)
-
-    return middleware
+    # What @django.utils.decorators.sync_and_async_middleware sets (untyped, so not applied as one).
+    clerk_middleware.sync_capable = True  # type: ignore[attr-defined]
+    clerk_middleware.async_capable = True  # type: ignore[attr-defined]
+    return clerk_middleware
 
 
-# What @django.utils.decorators.sync_and_async_middleware sets (untyped, so not applied as one).
-clerk_middleware.sync_capable = True  # type: ignore[attr-defined]
-clerk_middleware.async_capable = True  # type: ignore[attr-defined]
+clerk_middleware: Middleware = build_clerk_middleware()
+"""``"clerkguard.django.clerk_middleware"`` in ``MIDDLEWARE``: a lazy ``request.auth`` (the
+verified [`Session`][clerkguard.Session] or a falsy lazy ``None``) and ``await
+request.aauth()`` on every request, never refusing one. Session tokens only; for machine
+tokens see [`build_clerk_middleware`][clerkguard.django.build_clerk_middleware]."""

@@ -91,6 +91,7 @@ from .adapters import (
 )
 from .auth import ClerkAuth
 from .errors import AuthError, ConfigurationError, WebhookError
+from .machine import Credential
 from .session import Session
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ __all__ = [
     "UserLoader",
     "auth_exception_handler",
     "error_response",
+    "provide_credential",
     "require_auth",
     "require_webhook",
     "requires_auth",
@@ -607,6 +609,63 @@ async def _provide_session(request: Request[Any, Any, Any]) -> Session | None:
 _dependency_guard: Guard[Any] = require_auth.guard(allow_options=False)
 
 
+def provide_credential(**options: Unpack[GuardKwargs]) -> Provide:
+    """A dependency provider yielding the verified [`Credential`][clerkguard.Credential], for
+    routes that accept machine tokens.
+
+    ::
+
+        @get("/internal/jobs", dependencies={"caller": provide_credential(accepts_token="m2m_token")})
+        async def jobs(caller: NamedDependency[MachineCredential]) -> dict[str, str]:
+            return {"machine": caller.subject}
+
+    Register it at any layer under a name of your choice; a handler parameter
+    of that name is then only satisfied by a verified credential of an
+    accepted kind (annotate it ``Credential``, or ``MachineCredential`` when
+    only machine kinds are accepted). Litestar validates dependencies against
+    their annotation and its validator refuses a union of two classes, so a
+    ``Credential`` parameter is spelled ``NamedDependency[SkipValidation[Credential]]``
+    (``litestar.params.SkipValidation``; type checkers still see a
+    ``Credential``). Takes every option of ``require_auth``:
+    ``accepts_token`` with the same values and meaning (default session
+    tokens only; machine credentials come from the ``Authorization: Bearer``
+    header only), the rules and ``authorize``; ``optional=True`` yields
+    ``None`` without a token. It always verifies with these options (a
+    repeated token comes from the verified-token cache) and, like the
+    ``clerk_session`` dependency, needs a credential on ``OPTIONS`` too.
+    Failures raise [`ClerkAuthException`][clerkguard.litestar.ClerkAuthException] subclasses, rendered by
+    [`ClerkPlugin`][clerkguard.litestar.ClerkPlugin] as every guard answers (401
+    ``token-type-not-accepted`` for a kind not accepted, 503 when the
+    Backend API is down); ``request.auth`` is then the credential too.
+    """
+    options.setdefault("allow_options", False)
+    guard: Guard[Any] = require_auth.guard(**options)
+
+    async def provide_clerk_credential(request: Request[Any, Any, Any]) -> Credential | None:
+        try:
+            credential = await guard.acheck(request)
+        except AuthError as error:
+            raise to_exception(error) from None
+        except Preflight:  # allow_options=True was asked for: OPTIONS passes without a credential
+            return None
+        await _store_async(request, credential)
+        return credential
+
+    provide_clerk_credential.__clerkguard__ = guard  # type: ignore[attr-defined]  # for OpenAPI
+    return Provide(provide_clerk_credential)
+
+
+def _credential_guard(handler: BaseRouteHandler) -> Guard[Any] | None:
+    """The Guard of a [`provide_credential`][clerkguard.litestar.provide_credential] dependency the
+    handler takes, if any."""
+    parameters = handler.parsed_fn_signature.parameters
+    for name, provider in handler.resolve_dependencies().items():
+        guard = getattr(getattr(provider, "dependency", None), "__clerkguard__", None)
+        if name in parameters and isinstance(guard, Guard):
+            return guard
+    return None
+
+
 def _is_generated_options(handler: BaseRouteHandler) -> bool:
     """Litestar's own ``OPTIONS`` handler (``HTTPRoute.create_options_handler``), not app code."""
     fn = unwrap_partial(handler.fn)
@@ -694,7 +753,9 @@ class ClerkPlugin(InitPlugin, ReceiveRoutePlugin):
             guard = _guard_of(handler)
             takes_session = self.dependency_key in handler.parsed_fn_signature.parameters
             if guard is None and not takes_session:
-                continue
+                guard = _credential_guard(handler)  # a provide_credential dependency
+                if guard is None:
+                    continue
             requirement: list[dict[str, list[str]]] = [{self.security_scheme: []}]
             if guard is not None and guard.options.optional and not takes_session:
                 requirement.insert(0, {})  # OpenAPI: an empty requirement means "anonymous is fine"

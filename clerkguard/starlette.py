@@ -65,6 +65,7 @@ from typing_extensions import Unpack
 
 from ._webhook_guard import RequireWebhook, WebhookGuard, build_require_webhook, wrap_webhook_handler
 from .adapters import (
+    _ENDPOINT_ONLY,
     Adapter,
     Guard,
     GuardKwargs,
@@ -79,6 +80,7 @@ from .adapters import (
 )
 from .auth import ClerkAuth
 from .errors import AuthError, ConfigurationError, WebhookError
+from .machine import Credential, MachineCredential, MachineTokenType
 from .session import Session
 
 if TYPE_CHECKING:
@@ -89,6 +91,7 @@ __all__ = [
     "ClerkAuthException",
     "ClerkAuthenticationError",
     "ClerkGuard",
+    "ClerkMachine",
     "ClerkUser",
     "StarletteAdapter",
     "allowed_methods",
@@ -467,8 +470,51 @@ class ClerkUser(BaseUser):
         """The Clerk user id (``user_...``)."""
         return self.session.user_id
 
+    @property
+    def credential(self) -> Session:
+        """The verified credential: here the [`Session`][clerkguard.Session] (a
+        [`ClerkMachine`][clerkguard.starlette.ClerkMachine] holds a machine credential)."""
+        return self.session
+
     def __repr__(self) -> str:
         return f"ClerkUser({self.session.user_id!r})"
+
+
+class ClerkMachine(BaseUser):
+    """``request.user`` under a [`ClerkAuthBackend`][clerkguard.starlette.ClerkAuthBackend] that accepts
+    machine tokens (``accepts_token=``): an M2M token, OAuth access token or API key.
+
+    Attributes:
+        credential: The verified [`MachineCredential`][clerkguard.MachineCredential].
+    """
+
+    __slots__ = ("credential",)
+
+    def __init__(self, credential: MachineCredential) -> None:
+        self.credential = credential
+
+    @property
+    def is_authenticated(self) -> bool:
+        """Always ``True`` (anonymous requests get Starlette's ``UnauthenticatedUser``)."""
+        return True
+
+    @property
+    def display_name(self) -> str:
+        """Whom the credential acts for: ``mch_...``, ``user_...`` or ``org_...``."""
+        return self.credential.subject
+
+    @property
+    def identity(self) -> str:
+        """Whom the credential acts for (its subject)."""
+        return self.credential.subject
+
+    @property
+    def token_type(self) -> MachineTokenType:
+        """``"m2m_token"``, ``"oauth_token"`` or ``"api_key"``."""
+        return self.credential.token_type
+
+    def __repr__(self) -> str:
+        return f"ClerkMachine({self.credential.token_type!r}, {self.credential.subject!r})"
 
 
 class ClerkAuthenticationError(AuthenticationError):
@@ -485,22 +531,6 @@ class ClerkAuthenticationError(AuthenticationError):
         self.error = error
 
 
-#: Options a backend can't take: it never refuses an anonymous request nor applies rules
-#: (``@requires`` and the decorator do that), and it authenticates every method.
-_NOT_FOR_BACKENDS = frozenset(
-    {
-        "optional",
-        "allow_options",
-        "authorize",
-        "role",
-        "permission",
-        "feature",
-        "plan",
-        "reverification",
-        "org",
-        "scope",
-    }
-)
 #: Clerk's signed-out state (a stale ``__session`` without ``__client_uat``): anonymous, not an error.
 _SIGNED_OUT = "session-token-without-client-uat"
 
@@ -518,14 +548,19 @@ class ClerkAuthBackend(AuthenticationBackend):
     ``request.auth`` Starlette's ``AuthCredentials`` with the scopes
     ``"authenticated"``, the organization role (``org:admin``) and the
     organization permissions, so ``@requires("authenticated")`` and
-    ``@requires("org:reports:read")`` work. A token that fails a check
+    ``@requires("org:reports:read")`` work. With ``accepts_token=`` machine
+    kinds (the values and meaning of ``require_auth``'s; default session
+    tokens only, read from the ``Authorization: Bearer`` header only), a
+    machine credential makes ``request.user`` a
+    [`ClerkMachine`][clerkguard.starlette.ClerkMachine] with the scopes
+    ``"authenticated"`` plus the credential's own. A token that fails a check
     raises [`ClerkAuthenticationError`][clerkguard.starlette.ClerkAuthenticationError], which
     [`on_auth_error`][clerkguard.starlette.on_auth_error] renders as the 401 (403, 503) every guard answers.
 
     Args:
         options: ``auth=`` (default: the app's [`ClerkGuard`][clerkguard.starlette.ClerkGuard]'s
             [`ClerkAuth`][clerkguard.ClerkAuth]) and the token options of
-            ``require_auth``: ``token_sources``,
+            ``require_auth``: ``accepts_token``, ``token_sources``,
             ``cookie_names``, ``check_client_uat``, ``check_origin``,
             ``trusted_origins``. (Rules, ``authorize``, ``optional`` and
             ``allow_options`` belong to the endpoints: ``@requires`` or
@@ -533,7 +568,7 @@ class ClerkAuthBackend(AuthenticationBackend):
     """
 
     def __init__(self, **options: Unpack[GuardKwargs]) -> None:
-        refused = sorted(set(options) & _NOT_FOR_BACKENDS)
+        refused = sorted(set(options) & _ENDPOINT_ONLY)
         if refused:
             raise TypeError(
                 f"ClerkAuthBackend() does not take {', '.join(refused)}: use @requires or @require_auth"
@@ -555,6 +590,9 @@ class ClerkAuthBackend(AuthenticationBackend):
             raise ClerkAuthenticationError(error) from None
         if session is None:
             return None
+        credential: Credential = session
+        if isinstance(credential, MachineCredential):
+            return AuthCredentials(["authenticated", *credential.scopes]), ClerkMachine(credential)
         scopes = ["authenticated"]
         if session.org_role:
             scopes.append(session.org_role)
