@@ -32,10 +32,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import timeit
@@ -169,7 +167,16 @@ def in_process(token: str, issuer_env: dict[str, str]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     """Serve the app under uvicorn, load every part with wrk, print the table."""
-    from load import FRAMEWORKS, Framework, Server, _uvicorn, group_cpu_seconds
+    from load import (
+        FRAMEWORKS,
+        TOKEN_OPTIONS,
+        Framework,
+        Server,
+        Wrk,
+        _uvicorn,
+        group_cpu_seconds,
+        server_env,
+    )
 
     from clerkguard.testing import LocalIssuer
 
@@ -177,33 +184,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (5)")
     parser.add_argument("--duration", type=int, default=1, help="seconds per run (1)")
     args = parser.parse_args(argv)
-    wrk = shutil.which("wrk")
-    if wrk is None:
+    executable = shutil.which("wrk")
+    if executable is None:
         print("wrk is not installed: apt-get install wrk (or make bench-load as root)", file=sys.stderr)
         return 1
     starlette = next(f for f in FRAMEWORKS if f.name == "starlette")
     framework = Framework("parts", "uvicorn", _uvicorn("guard_parts:app"), starlette.requires)
     paths = [f"/p/{name}" for name in PARTS] + ["/a", "/b"]
     with LocalIssuer() as issuer, tempfile.TemporaryDirectory(prefix="clerkguard-parts-") as work:
-        from load import TOKEN_OPTIONS
-
         token = issuer.mint(**TOKEN_OPTIONS)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CLERK_")} | issuer.env()
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH", "")) if p)
+        wrk = Wrk(executable, 16, Path(work))
         cpu: dict[str, list[float]] = {path: [] for path in paths}
-        with Server(framework, env, Path(work)) as server:
+        with Server(framework, server_env(issuer), Path(work)) as server:
 
             def run(path: str, seconds: int) -> float:
                 before = group_cpu_seconds(server.pgid)
-                out = subprocess.run(
-                    [wrk, "-t1", "-c16", f"-d{seconds}s", "-H", f"Authorization: Bearer {token}",
-                     f"http://127.0.0.1:{server.port}{path}"],
-                    capture_output=True, text=True, check=True,
-                ).stdout  # fmt: skip
-                total = re.search(r"(\d+) requests in", out)
-                if total is None or "Non-2xx" in out:
-                    raise RuntimeError(f"{path}: wrk said {out}")
-                return (group_cpu_seconds(server.pgid) - before) / int(total[1]) * 1e6
+                result = wrk.run(server.port, path, [token], seconds)
+                if result.bad:
+                    raise RuntimeError(f"{path}: {result.bad} failed requests")
+                return (group_cpu_seconds(server.pgid) - before) / result.requests * 1e6
 
             for path in paths:
                 run(path, 1)  # warm-up (and the one verification)
