@@ -155,6 +155,18 @@ def _typed_parameters(handler: Callable[..., Any]) -> list[inspect.Parameter]:
         return list(inspect.signature(handler).parameters.values())
 
 
+def _own_connection(typed: list[inspect.Parameter], wanted: type[HTTPConnection]) -> str | None:
+    """The endpoint's own parameter FastAPI fills with the connection, if any.
+
+    FastAPI fills a parameter annotated with ``HTTPConnection``, ``Request`` or
+    ``WebSocket`` (or a subclass); reusing it spares the endpoint one more
+    parameter to fill per request.
+    """
+    return next(
+        (p.name for p in typed if inspect.isclass(p.annotation) and issubclass(p.annotation, wanted)), None
+    )
+
+
 def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
     """Wrap a FastAPI endpoint, keeping its kind and (for DI) its signature.
 
@@ -170,13 +182,7 @@ def _wrap(handler: Callable[..., Any], guard: Guard[Any]) -> Callable[..., Any]:
     signature = inspect.signature(handler)
     typed = _typed_parameters(handler)
     websocket = any(inspect.isclass(p.annotation) and issubclass(p.annotation, WebSocket) for p in typed)
-    # FastAPI fills a parameter annotated with the connection class (HTTPConnection,
-    # Request, WebSocket or a subclass): reuse the endpoint's own, so the endpoint
-    # pays nothing for one more parameter.
-    wanted = WebSocket if websocket else HTTPConnection
-    own = next(
-        (p.name for p in typed if inspect.isclass(p.annotation) and issubclass(p.annotation, wanted)), None
-    )
+    own = _own_connection(typed, WebSocket if websocket else HTTPConnection)
     injected = own is None
     key = own or CONNECTION_PARAMETER
     if injected:
@@ -257,8 +263,7 @@ def _wrap_webhook(handler: Callable[..., Any], guard: WebhookGuard[Any]) -> Call
     """
     if inspect.isclass(handler) or isinstance(handler, SecurityBase):
         raise TypeError("@require_webhook decorates endpoint functions")
-    typed = _typed_parameters(handler)
-    own = next((p.name for p in typed if p.annotation is HTTPConnection), None)
+    own = _own_connection(_typed_parameters(handler), HTTPConnection)
     key = own or CONNECTION_PARAMETER
     connection = inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, annotation=HTTPConnection)
     # The adapter's call_async (StarletteWebhookAdapter): a sync endpoint runs in the threadpool.

@@ -466,3 +466,34 @@ def test_sanic_names_the_misplaced_webhook_decorator(clerk_auth: Any) -> None:
     assert message.startswith("require_webhook is above the route decorator of ")
     assert "hook" in message
     assert message.endswith("Put @require_webhook below @app.get(...).")
+
+
+def test_fastapi_webhook_reuses_the_endpoints_own_request_parameter(clerk_auth: Any) -> None:
+    fastapi = pytest.importorskip("fastapi")
+    import inspect
+
+    from fastapi.testclient import TestClient
+
+    from clerkguard.fastapi import ClerkGuard as FastAPIGuard
+    from clerkguard.fastapi import require_webhook as fastapi_webhook
+
+    signer = WebhookSigner()
+    app = fastapi.FastAPI()
+    FastAPIGuard(app, clerk_auth)
+
+    async def endpoint(request: Any, webhook: Any) -> dict[str, Any]:
+        return {"type": webhook.type, "same": request.state.clerk_webhook is webhook}
+
+    # Real classes, not this module's postponed strings (fastapi is imported locally here).
+    endpoint.__annotations__.update(request=fastapi.Request, webhook=WebhookEvent)
+    hook = fastapi_webhook(secret=signer.secret)(endpoint)
+    app.post("/hook")(hook)
+
+    assert list(inspect.signature(hook).parameters) == ["request"]  # reused; `webhook` hidden
+    body = signer.payload("user.created", {"id": "user_1"})
+    with TestClient(app) as client:
+        answer = client.post("/hook", content=body, headers=signer.headers(body))
+        assert answer.status_code == 200
+        assert answer.json() == {"type": "user.created", "same": True}
+        forged = client.post("/hook", content=body, headers=WebhookSigner().headers(body))
+        assert forged.status_code == 400
